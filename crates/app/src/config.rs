@@ -1,0 +1,267 @@
+//! Configuration: built-in defaults, then `signalpost.toml` (or the file `SIGNALPOST_CONFIG` names), then
+//! environment variables, each overriding the last. Secrets are wrapped so they never reach a log line.
+
+use anyhow::Context;
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A value that must not be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Config {
+    /// `sqlite://signalpost.db` or `postgres://…`.
+    pub database_url: Secret,
+    pub bind: String,
+    /// `replay` is the only feed this version has; live feeds come with their issue.
+    pub feed: String,
+    pub nats_url: Option<String>,
+    /// Subject prefix on NATS, so several deployments can share one server.
+    pub bus_prefix: String,
+    /// Account currency that P&L is reported in.
+    pub account_currency: String,
+    pub replay: ReplayConfig,
+    pub monitor: MonitorConfig,
+    pub discord: DiscordConfig,
+    pub binance: ExchangeConfig,
+    pub alpaca: ExchangeConfig,
+    pub secret_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ReplayConfig {
+    /// Candles per second; 0 replays as fast as the services keep up.
+    pub speed: f64,
+    /// `SYMBOL:TIMEFRAME:PATH` entries; empty means the bundled data (EURUSD 1h, BTCUSD 1d).
+    pub series: Vec<String>,
+    /// Skip candles before this time (RFC 3339).
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct MonitorConfig {
+    /// How often the monitor looks for trades opened or closed by another process, in milliseconds.
+    pub sync_interval_ms: u64,
+    /// Every this many syncs it reloads the whole open set, catching anything a tail could miss.
+    pub full_reload_every: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct DiscordConfig {
+    pub token: Option<Secret>,
+    pub application_id: Option<String>,
+    pub public_key: Option<String>,
+    pub api_base: Option<String>,
+    pub gateway_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct ExchangeConfig {
+    pub api_key: Option<Secret>,
+    pub api_secret: Option<Secret>,
+    pub base_url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: Secret::new("sqlite://signalpost.db"),
+            bind: "127.0.0.1:8080".into(),
+            feed: "replay".into(),
+            nats_url: None,
+            bus_prefix: "signalpost".into(),
+            account_currency: "USD".into(),
+            replay: ReplayConfig {
+                speed: 20.0,
+                series: Vec::new(),
+                start_at: None,
+            },
+            monitor: MonitorConfig {
+                sync_interval_ms: 1000,
+                full_reload_every: 30,
+            },
+            discord: DiscordConfig::default(),
+            binance: ExchangeConfig::default(),
+            alpaca: ExchangeConfig::default(),
+            secret_key: None,
+        }
+    }
+}
+
+/// Environment variable → configuration key, as DESIGN.md names them.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database_url"),
+    ("SIGNALPOST_BIND", "bind"),
+    ("SIGNALPOST_FEED", "feed"),
+    ("NATS_URL", "nats_url"),
+    ("SIGNALPOST_BUS_PREFIX", "bus_prefix"),
+    ("SIGNALPOST_ACCOUNT_CURRENCY", "account_currency"),
+    ("SIGNALPOST_REPLAY_SPEED", "replay.speed"),
+    ("SIGNALPOST_REPLAY_START_AT", "replay.start_at"),
+    ("SIGNALPOST_MONITOR_SYNC_MS", "monitor.sync_interval_ms"),
+    ("DISCORD_TOKEN", "discord.token"),
+    ("DISCORD_APPLICATION_ID", "discord.application_id"),
+    ("DISCORD_PUBLIC_KEY", "discord.public_key"),
+    ("DISCORD_API_BASE", "discord.api_base"),
+    ("DISCORD_GATEWAY_URL", "discord.gateway_url"),
+    ("BINANCE_API_KEY", "binance.api_key"),
+    ("BINANCE_API_SECRET", "binance.api_secret"),
+    ("BINANCE_BASE_URL", "binance.base_url"),
+    ("ALPACA_API_KEY_ID", "alpaca.api_key"),
+    ("ALPACA_API_SECRET_KEY", "alpaca.api_secret"),
+    ("ALPACA_BASE_URL", "alpaca.base_url"),
+    ("SIGNALPOST_SECRET_KEY", "secret_key"),
+];
+
+impl Config {
+    /// Defaults ← config file ← environment.
+    pub fn load() -> anyhow::Result<Config> {
+        let file = std::env::var_os("SIGNALPOST_CONFIG").map(PathBuf::from);
+        let explicit = file.is_some();
+        let file = file.unwrap_or_else(|| PathBuf::from("signalpost.toml"));
+        if explicit && !file.exists() {
+            anyhow::bail!(
+                "SIGNALPOST_CONFIG names {}, which does not exist",
+                file.display()
+            );
+        }
+        let env = Env::raw()
+            .filter_map(|key| {
+                ENV_KEYS
+                    .iter()
+                    .find(|(var, _)| key.as_str().eq_ignore_ascii_case(var))
+                    .map(|(_, k)| (*k).into())
+            })
+            .split(".");
+        // SIGNALPOST_REPLAY_SERIES is a comma-separated list, which figment's env provider would not split.
+        let mut figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&file))
+            .merge(env);
+        if let Ok(series) = std::env::var("SIGNALPOST_REPLAY_SERIES") {
+            let list: Vec<String> = series
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            figment = figment.merge(Serialized::default("replay.series", list));
+        }
+        let config: Config = figment.extract().with_context(|| {
+            format!(
+                "invalid configuration (file {}, or environment)",
+                file.display()
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.feed != "replay" {
+            anyhow::bail!(
+                "SIGNALPOST_FEED={:?} is not available in this version: only `replay` is implemented; \
+                 the binance, oanda and twelvedata feeds are tracked as open work",
+                self.feed
+            );
+        }
+        if !(self.replay.speed >= 0.0 && self.replay.speed.is_finite()) {
+            anyhow::bail!(
+                "replay speed must be a non-negative number of candles per second, got {}",
+                self.replay.speed
+            );
+        }
+        if self.account_currency.len() != 3
+            || !self
+                .account_currency
+                .chars()
+                .all(|c| c.is_ascii_uppercase())
+        {
+            anyhow::bail!(
+                "account currency must be a three-letter code such as USD, got {:?}",
+                self.account_currency
+            );
+        }
+        if self.monitor.sync_interval_ms == 0 {
+            anyhow::bail!("monitor.sync_interval_ms must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let mut config = Config::default();
+        config.discord.token = Some(Secret::new("very-secret-token"));
+        config.database_url = Secret::new("postgres://u:hunter2@db/x");
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("very-secret-token") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type.
+    fn environment_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SIGNALPOST_BIND", "127.0.0.1:0");
+            jail.set_env("DATABASE_URL", "sqlite://x.db");
+            jail.set_env("SIGNALPOST_REPLAY_SPEED", "0");
+            jail.set_env(
+                "SIGNALPOST_REPLAY_SERIES",
+                "EURUSD:1h:a.csv, BTCUSD:1d:b.csv",
+            );
+            jail.create_file(
+                "signalpost.toml",
+                "bind = \"0.0.0.0:9\"\naccount_currency = \"EUR\"\n",
+            )?;
+            let c = Config::load().unwrap();
+            assert_eq!(c.bind, "127.0.0.1:0");
+            assert_eq!(c.account_currency, "EUR");
+            assert_eq!(c.database_url.expose(), "sqlite://x.db");
+            assert_eq!(c.replay.speed, 0.0);
+            assert_eq!(c.replay.series, vec!["EURUSD:1h:a.csv", "BTCUSD:1d:b.csv"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unimplemented_feeds_are_refused_plainly() {
+        let c = Config {
+            feed: "binance".into(),
+            ..Config::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("only `replay`")
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! The `signalpost` binary's library: configuration, start-up, the services that wire the core crates to
+//! the store, the bus and the market feed, the HTTP edge, and the command-line commands.
+//!
+//! `main.rs` only parses arguments and calls into here, so black-box tests can start the very same
+//! application on port 0 with a fresh database.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod monitor;
+pub mod startup;
+
+pub use config::Config;
+pub use startup::Application;

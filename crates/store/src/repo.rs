@@ -1,0 +1,1239 @@
+//! The [`Store`] implementation, written once for both backends.
+//!
+//! This file is compiled twice, as `sqlite::repo` and as `postgres::repo`: each parent declares it with
+//! `#[path = "repo.rs"]` and provides `Db` (the sqlx database), `Backend` (the store type), the migrator and
+//! the few statements whose SQL differs (`BEGIN_WRITE`, `LOCK_USER`, `SELECT_TRADE_FOR_UPDATE`). Everything
+//! else is shared: the SQL uses `$n` parameters, which SQLite accepts too, and decimals go through
+//! [`Dec`], whose encoding is chosen by the backend's type. This keeps one copy of every query without the
+//! pile of trait bounds a generic implementation over `sqlx::Database` needs.
+
+use super::{BEGIN_WRITE, Backend, Db, LOCK_USER, MIGRATOR, NAME, SELECT_TRADE_FOR_UPDATE};
+use crate::codec::{self, Dec, ts};
+use crate::model::{
+    NewNotification, NewTradeUpdate, NewUser, Notification, NotificationLimits, NotificationStatus,
+    NotifyOutcome, OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User,
+    UserUpdate,
+};
+use crate::{Store, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::trade::check_levels;
+use domain::{
+    Closing, Delivery, Entry, NewTrade, NotificationId, Price, Side, Signal, SignalId,
+    SignalSource, Symbol, Tick, Timeframe, Trade, TradeId, TradeResult, TradeStatus,
+    TradeUpdateKind, UserId, UserSettings,
+};
+use rust_decimal::Decimal;
+use sqlx::{Executor, QueryBuilder, Row as _};
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+/// Wraps a driver error with the operation it interrupted.
+fn op(name: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::from_sqlx(name, e)
+}
+
+/// Reads a column, turning an undecodable value into [`StoreError::Corrupt`].
+fn get<'r, T>(row: &'r DbRow, table: &'static str, column: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
+{
+    row.try_get(column).map_err(|e| match e {
+        sqlx::Error::ColumnDecode { source, .. } => StoreError::corrupt(table, column, source),
+        other => StoreError::Query {
+            op: table,
+            source: other,
+        },
+    })
+}
+
+fn get_dec(row: &DbRow, table: &'static str, column: &'static str) -> Result<Decimal, StoreError> {
+    get::<Dec>(row, table, column).map(|d| d.0)
+}
+
+fn get_opt_dec(
+    row: &DbRow,
+    table: &'static str,
+    column: &'static str,
+) -> Result<Option<Decimal>, StoreError> {
+    get::<Option<Dec>>(row, table, column).map(|d| d.map(|d| d.0))
+}
+
+fn get_price(row: &DbRow, table: &'static str, column: &'static str) -> Result<Price, StoreError> {
+    codec::to_price(table, column, get_dec(row, table, column)?)
+}
+
+fn get_opt_price(
+    row: &DbRow,
+    table: &'static str,
+    column: &'static str,
+) -> Result<Option<Price>, StoreError> {
+    get_opt_dec(row, table, column)?
+        .map(|d| codec::to_price(table, column, d))
+        .transpose()
+}
+
+fn get_side(row: &DbRow, table: &'static str) -> Result<Side, StoreError> {
+    let text: String = get(row, table, "side")?;
+    codec::to_enum(table, "side", &text, |s| Side::parse(s).ok())
+}
+
+fn user_from_row(row: &DbRow) -> Result<User, StoreError> {
+    const T: &str = "users";
+    let role: String = get(row, T, "role")?;
+    Ok(User {
+        id: UserId(get(row, T, "id")?),
+        discord_user_id: get(row, T, "discord_user_id")?,
+        display_name: get(row, T, "display_name")?,
+        role: codec::to_enum(T, "role", &role, Role::parse)?,
+        account_currency: get(row, T, "account_currency")?,
+        default_lots: codec::to_lots(T, "default_lots", get_dec(row, T, "default_lots")?)?,
+        created_at: get(row, T, "created_at")?,
+    })
+}
+
+fn settings_from_row(row: &DbRow) -> Result<UserSettings, StoreError> {
+    const T: &str = "user_settings";
+    let timeframes: String = get(row, T, "enabled_timeframes")?;
+    let pairs: String = get(row, T, "preferred_pairs")?;
+    let delivery_kind: String = get(row, T, "delivery_kind")?;
+    let channel: Option<String> = get(row, T, "delivery_channel_id")?;
+    let delivery = match (delivery_kind.as_str(), channel) {
+        ("dm", _) => Delivery::Dm,
+        ("channel", Some(id)) => Delivery::Channel(id),
+        (other, _) => {
+            return Err(StoreError::corrupt(
+                T,
+                "delivery_kind",
+                format!("{other:?} without a usable channel id"),
+            ));
+        }
+    };
+    Ok(UserSettings {
+        notifications_enabled: get(row, T, "notifications_enabled")?,
+        enabled_timeframes: codec::timeframes_from_text(T, "enabled_timeframes", &timeframes)?,
+        preferred_pairs: codec::symbols_from_text(&pairs),
+        min_confidence: get_dec(row, T, "min_confidence")?,
+        only_ml_enhanced: get(row, T, "only_ml_enhanced")?,
+        max_notifications_per_day: codec::to_u32(
+            T,
+            "max_notifications_per_day",
+            get(row, T, "max_notifications_per_day")?,
+        )?,
+        notification_cooldown_minutes: codec::to_u32(
+            T,
+            "notification_cooldown_minutes",
+            get(row, T, "notification_cooldown_minutes")?,
+        )?,
+        delivery,
+    })
+}
+
+fn signal_from_row(row: &DbRow) -> Result<StoredSignal, StoreError> {
+    const T: &str = "signals";
+    let entry_kind: String = get(row, T, "entry_kind")?;
+    let required = |column: &'static str| {
+        get_opt_price(row, T, column)?.ok_or_else(|| {
+            StoreError::corrupt(T, column, format!("missing for a {entry_kind} entry"))
+        })
+    };
+    let entry = match entry_kind.as_str() {
+        "market" => Entry::Market,
+        "price" => Entry::Price {
+            price: required("entry_price")?,
+        },
+        "zone" => Entry::Zone {
+            low: required("entry_low")?,
+            high: required("entry_high")?,
+        },
+        other => {
+            return Err(StoreError::corrupt(
+                T,
+                "entry_kind",
+                format!("unexpected value {other:?}"),
+            ));
+        }
+    };
+    let timeframe: Option<String> = get(row, T, "timeframe")?;
+    let timeframe = timeframe
+        .map(|t| Timeframe::parse(&t).map_err(|e| StoreError::corrupt(T, "timeframe", e)))
+        .transpose()?;
+    let take_profits: String = get(row, T, "take_profits")?;
+    let leverage: Option<i64> = get(row, T, "leverage")?;
+    let source: String = get(row, T, "source")?;
+    let signal = Signal {
+        symbol: Symbol::normalize(&get::<String>(row, T, "symbol")?),
+        timeframe,
+        side: get_side(row, T)?,
+        entry,
+        stop_loss: get_opt_price(row, T, "stop_loss")?,
+        take_profits: codec::prices_from_json(T, "take_profits", &take_profits)?,
+        leverage: leverage
+            .map(|l| codec::to_u32(T, "leverage", l))
+            .transpose()?,
+        confidence: get_opt_dec(row, T, "confidence")?,
+        source: codec::to_enum(T, "source", &source, SignalSource::from_text)?,
+        model_version: get(row, T, "model_version")?,
+        stage1_prob: get(row, T, "stage1_prob")?,
+        stage2_prob: get(row, T, "stage2_prob")?,
+        created_at: get(row, T, "created_at")?,
+    };
+    Ok(StoredSignal {
+        id: SignalId(get(row, T, "id")?),
+        signal,
+        dedup_key: get(row, T, "dedup_key")?,
+    })
+}
+
+fn notification_from_row(row: &DbRow) -> Result<Notification, StoreError> {
+    const T: &str = "signal_notifications";
+    let status: String = get(row, T, "status")?;
+    Ok(Notification {
+        id: NotificationId(get(row, T, "id")?),
+        signal_id: SignalId(get(row, T, "signal_id")?),
+        user_id: UserId(get(row, T, "user_id")?),
+        symbol: Symbol::normalize(&get::<String>(row, T, "symbol")?),
+        discord_message_id: get(row, T, "discord_message_id")?,
+        status: codec::to_enum(T, "status", &status, NotificationStatus::parse)?,
+        attempts: codec::to_u32(T, "attempts", get(row, T, "attempts")?)?,
+        last_error: get(row, T, "last_error")?,
+        acknowledged: get(row, T, "acknowledged")?,
+        sent_at: get(row, T, "sent_at")?,
+        created_at: get(row, T, "created_at")?,
+    })
+}
+
+fn trade_from_row(row: &DbRow) -> Result<Trade, StoreError> {
+    const T: &str = "user_trades";
+    let status: String = get(row, T, "status")?;
+    let close_reason: Option<String> = get(row, T, "close_reason")?;
+    let result: Option<String> = get(row, T, "result")?;
+    let signal_id: Option<i64> = get(row, T, "signal_id")?;
+    let notification_id: Option<i64> = get(row, T, "notification_id")?;
+    Ok(Trade {
+        id: TradeId(get(row, T, "id")?),
+        user_id: UserId(get(row, T, "user_id")?),
+        symbol: Symbol::normalize(&get::<String>(row, T, "symbol")?),
+        side: get_side(row, T)?,
+        entry: get_price(row, T, "entry")?,
+        lots: codec::to_lots(T, "lots", get_dec(row, T, "lots")?)?,
+        stop_loss: get_opt_price(row, T, "stop_loss")?,
+        take_profit: get_opt_price(row, T, "take_profit")?,
+        status: codec::to_enum(T, "status", &status, TradeStatus::parse)?,
+        opened_at: get(row, T, "opened_at")?,
+        closed_at: get(row, T, "closed_at")?,
+        exit_price: get_opt_price(row, T, "exit_price")?,
+        close_reason: close_reason
+            .map(|r| codec::to_enum(T, "close_reason", &r, domain::CloseReason::parse))
+            .transpose()?,
+        result: result
+            .map(|r| codec::to_enum(T, "result", &r, TradeResult::parse))
+            .transpose()?,
+        pips: get_opt_dec(row, T, "pips")?,
+        profit: get_opt_dec(row, T, "profit")?,
+        notes: get(row, T, "notes")?,
+        signal_id: signal_id.map(SignalId),
+        notification_id: notification_id.map(NotificationId),
+    })
+}
+
+fn update_from_row(row: &DbRow) -> Result<TradeUpdate, StoreError> {
+    const T: &str = "trade_updates";
+    let kind: String = get(row, T, "kind")?;
+    Ok(TradeUpdate {
+        id: TradeUpdateId(get(row, T, "id")?),
+        trade_id: TradeId(get(row, T, "trade_id")?),
+        kind: codec::to_enum(T, "kind", &kind, TradeUpdateKind::parse)?,
+        price: get_opt_price(row, T, "price")?,
+        stop_loss: get_opt_price(row, T, "stop_loss")?,
+        take_profit: get_opt_price(row, T, "take_profit")?,
+        note: get(row, T, "note")?,
+        created_at: get(row, T, "created_at")?,
+    })
+}
+
+fn tick_from_row(row: &DbRow) -> Result<Tick, StoreError> {
+    const T: &str = "last_prices";
+    Ok(Tick {
+        symbol: Symbol::normalize(&get::<String>(row, T, "symbol")?),
+        time: get(row, T, "time")?,
+        bid: get_price(row, T, "bid")?,
+        ask: get_price(row, T, "ask")?,
+        synthetic_from: None,
+    })
+}
+
+fn map_rows<T>(
+    rows: &[DbRow],
+    decode: fn(&DbRow) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(decode).collect()
+}
+
+/// Builds `WHERE …` for a trade filter; limit and offset are the caller's.
+fn push_trade_filter(query: &mut QueryBuilder<Db>, filter: &TradeFilter) {
+    query.push(" WHERE TRUE");
+    if let Some(user) = filter.user_id {
+        query.push(" AND user_id = ").push_bind(user.0);
+    }
+    if let Some(status) = filter.status {
+        query.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(symbol) = &filter.symbol {
+        query
+            .push(" AND symbol = ")
+            .push_bind(symbol.as_str().to_string());
+    }
+}
+
+async fn insert_trade_update<'e, E>(
+    executor: E,
+    update: &NewTradeUpdate,
+) -> Result<TradeUpdate, StoreError>
+where
+    E: Executor<'e, Database = Db>,
+{
+    let row = sqlx::query(
+        "INSERT INTO trade_updates (trade_id, kind, price, stop_loss, take_profit, note, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+    )
+    .bind(update.trade_id.0)
+    .bind(update.kind.as_str())
+    .bind(update.price.map(Dec::from))
+    .bind(update.stop_loss.map(Dec::from))
+    .bind(update.take_profit.map(Dec::from))
+    .bind(update.note.as_deref())
+    .bind(ts(update.at))
+    .fetch_one(executor)
+    .await
+    .map_err(op("recording a trade update"))?;
+    update_from_row(&row)
+}
+
+/// Counts toward the daily cap: every notification not given up on, sent or still queued.
+async fn count_since<'e, E>(
+    executor: E,
+    user: UserId,
+    since: DateTime<Utc>,
+) -> Result<u64, StoreError>
+where
+    E: Executor<'e, Database = Db>,
+{
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM signal_notifications WHERE user_id = $1 AND created_at >= $2 AND status <> 'failed'",
+    )
+    .bind(user.0)
+    .bind(ts(since))
+    .fetch_one(executor)
+    .await
+    .map_err(op("counting notifications"))?;
+    Ok(u64::try_from(count).unwrap_or_default())
+}
+
+async fn last_for_pair<'e, E>(
+    executor: E,
+    user: UserId,
+    symbol: &Symbol,
+) -> Result<Option<DateTime<Utc>>, StoreError>
+where
+    E: Executor<'e, Database = Db>,
+{
+    let row = sqlx::query(
+        "SELECT created_at FROM signal_notifications
+         WHERE user_id = $1 AND symbol = $2 AND status <> 'failed'
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(user.0)
+    .bind(symbol.as_str())
+    .fetch_optional(executor)
+    .await
+    .map_err(op("finding the last notification for a pair"))?;
+    row.map(|r| get(&r, "signal_notifications", "created_at"))
+        .transpose()
+}
+
+async fn insert_notification<'e, E>(
+    executor: E,
+    new: &NewNotification,
+) -> Result<Option<NotificationId>, StoreError>
+where
+    E: Executor<'e, Database = Db>,
+{
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO signal_notifications (signal_id, user_id, symbol, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (signal_id, user_id) DO NOTHING RETURNING id",
+    )
+    .bind(new.signal_id.0)
+    .bind(new.user_id.0)
+    .bind(new.symbol.as_str())
+    .bind(ts(new.created_at))
+    .fetch_optional(executor)
+    .await
+    .map_err(op("creating a notification"))?;
+    Ok(id.map(NotificationId))
+}
+
+async fn existing_notification<'e, E>(
+    executor: E,
+    new: &NewNotification,
+) -> Result<Option<NotificationId>, StoreError>
+where
+    E: Executor<'e, Database = Db>,
+{
+    let id: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM signal_notifications WHERE signal_id = $1 AND user_id = $2",
+    )
+    .bind(new.signal_id.0)
+    .bind(new.user_id.0)
+    .fetch_optional(executor)
+    .await
+    .map_err(op("finding a notification"))?;
+    Ok(id.map(NotificationId))
+}
+
+impl Backend {
+    /// After an `UPDATE … WHERE status = 'open'` touched nothing: `None` when the trade exists (it was no
+    /// longer open), `NotFound` when it does not.
+    async fn not_open_or_missing(&self, id: TradeId) -> Result<Option<Trade>, StoreError> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM user_trades WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(op("reading a trade"))?;
+        match exists {
+            Some(_) => Ok(None),
+            None => Err(StoreError::NotFound {
+                what: "trade",
+                id: id.0,
+            }),
+        }
+    }
+
+    async fn trades_where(
+        &self,
+        sql: &'static str,
+        bind: Option<i64>,
+    ) -> Result<Vec<Trade>, StoreError> {
+        let mut query = sqlx::query(sql);
+        if let Some(value) = bind {
+            query = query.bind(value);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("listing trades"))?;
+        map_rows(&rows, trade_from_row)
+    }
+}
+
+#[async_trait]
+impl Store for Backend {
+    fn backend_name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(op("pinging the database"))?;
+        Ok(())
+    }
+
+    async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        let name = new.display_name.trim();
+        if name.is_empty() {
+            return Err(StoreError::invalid("a user needs a display name"));
+        }
+        let row = sqlx::query(
+            "INSERT INTO users (discord_user_id, display_name, role, created_at) VALUES ($1, $2, $3, $4) RETURNING *",
+        )
+        .bind(new.discord_user_id.as_deref())
+        .bind(name)
+        .bind(new.role.as_str())
+        .bind(ts(Utc::now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(op("creating a user"))?;
+        user_from_row(&row)
+    }
+
+    async fn ensure_discord_user(
+        &self,
+        discord_user_id: &str,
+        display_name: &str,
+    ) -> Result<User, StoreError> {
+        let name = display_name.trim();
+        let name = if name.is_empty() {
+            discord_user_id
+        } else {
+            name
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO users (discord_user_id, display_name, role, created_at) VALUES ($1, $2, 'user', $3)
+             ON CONFLICT (discord_user_id) DO NOTHING RETURNING *",
+        )
+        .bind(discord_user_id)
+        .bind(name)
+        .bind(ts(Utc::now()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(op("creating a Discord user"))?;
+        if let Some(row) = inserted {
+            return user_from_row(&row);
+        }
+        self.user_by_discord_id(discord_user_id)
+            .await?
+            .ok_or_else(|| StoreError::Conflict {
+                op: "creating a Discord user",
+                detail: format!(
+                    "the user linked to {discord_user_id} disappeared while it was being read"
+                ),
+            })
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(op("reading a user"))?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_discord_id(&self, discord_user_id: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE discord_user_id = $1")
+            .bind(discord_user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(op("reading a user"))?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("listing users"))?;
+        map_rows(&rows, user_from_row)
+    }
+
+    async fn update_user(&self, id: UserId, update: &UserUpdate) -> Result<User, StoreError> {
+        let name = update.display_name.as_deref().map(str::trim);
+        if name == Some("") {
+            return Err(StoreError::invalid("a user needs a display name"));
+        }
+        if let Some(currency) = &update.account_currency {
+            codec::check_currency(currency)?;
+        }
+        let row = sqlx::query(
+            "UPDATE users SET
+                 display_name = COALESCE($2, display_name),
+                 role = COALESCE($3, role),
+                 discord_user_id = COALESCE($4, discord_user_id),
+                 account_currency = COALESCE($5, account_currency),
+                 default_lots = COALESCE($6, default_lots)
+             WHERE id = $1 RETURNING *",
+        )
+        .bind(id.0)
+        .bind(name)
+        .bind(update.role.map(Role::as_str))
+        .bind(update.discord_user_id.as_deref())
+        .bind(update.account_currency.as_deref())
+        .bind(update.default_lots.map(Dec::from))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(op("updating a user"))?;
+        match row {
+            Some(row) => user_from_row(&row),
+            None => Err(StoreError::NotFound {
+                what: "user",
+                id: id.0,
+            }),
+        }
+    }
+
+    async fn get_settings(&self, user: UserId) -> Result<UserSettings, StoreError> {
+        let row = sqlx::query("SELECT * FROM user_settings WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(op("reading settings"))?;
+        match row {
+            Some(row) => settings_from_row(&row),
+            None => Ok(UserSettings::default()),
+        }
+    }
+
+    async fn save_settings(&self, user: UserId, settings: &UserSettings) -> Result<(), StoreError> {
+        settings.validate()?;
+        let (kind, channel) = match &settings.delivery {
+            Delivery::Dm => ("dm", None),
+            Delivery::Channel(id) => ("channel", Some(id.as_str())),
+        };
+        sqlx::query(
+            "INSERT INTO user_settings (user_id, notifications_enabled, enabled_timeframes, preferred_pairs,
+                 min_confidence, only_ml_enhanced, max_notifications_per_day, notification_cooldown_minutes,
+                 delivery_kind, delivery_channel_id, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (user_id) DO UPDATE SET
+                 notifications_enabled = excluded.notifications_enabled,
+                 enabled_timeframes = excluded.enabled_timeframes,
+                 preferred_pairs = excluded.preferred_pairs,
+                 min_confidence = excluded.min_confidence,
+                 only_ml_enhanced = excluded.only_ml_enhanced,
+                 max_notifications_per_day = excluded.max_notifications_per_day,
+                 notification_cooldown_minutes = excluded.notification_cooldown_minutes,
+                 delivery_kind = excluded.delivery_kind,
+                 delivery_channel_id = excluded.delivery_channel_id,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(user.0)
+        .bind(settings.notifications_enabled)
+        .bind(codec::timeframes_to_text(&settings.enabled_timeframes))
+        .bind(codec::symbols_to_text(&settings.preferred_pairs))
+        .bind(Dec(settings.min_confidence))
+        .bind(settings.only_ml_enhanced)
+        .bind(i64::from(settings.max_notifications_per_day))
+        .bind(i64::from(settings.notification_cooldown_minutes))
+        .bind(kind)
+        .bind(channel)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(op("saving settings"))?;
+        Ok(())
+    }
+
+    async fn users_with_settings(&self) -> Result<Vec<(User, UserSettings)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.*, s.user_id AS settings_user_id, s.notifications_enabled, s.enabled_timeframes,
+                    s.preferred_pairs, s.min_confidence, s.only_ml_enhanced, s.max_notifications_per_day,
+                    s.notification_cooldown_minutes, s.delivery_kind, s.delivery_channel_id
+             FROM users u LEFT JOIN user_settings s ON s.user_id = u.id
+             ORDER BY u.id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(op("listing users with settings"))?;
+        rows.iter()
+            .map(|row| {
+                let user = user_from_row(row)?;
+                let has_settings: Option<i64> = get(row, "user_settings", "settings_user_id")?;
+                let settings = match has_settings {
+                    Some(_) => settings_from_row(row)?,
+                    None => UserSettings::default(),
+                };
+                Ok((user, settings))
+            })
+            .collect()
+    }
+
+    async fn insert_signal(
+        &self,
+        signal: &Signal,
+        dedup_key: Option<&str>,
+    ) -> Result<(SignalId, bool), StoreError> {
+        signal.validate()?;
+        for p in [signal.stage1_prob, signal.stage2_prob]
+            .into_iter()
+            .flatten()
+        {
+            if !p.is_finite() {
+                return Err(StoreError::invalid(format!(
+                    "a stage probability must be a finite number, got {p}"
+                )));
+            }
+        }
+        let (kind, price, low, high) = match signal.entry {
+            Entry::Market => ("market", None, None, None),
+            Entry::Price { price } => ("price", Some(price), None, None),
+            Entry::Zone { low, high } => ("zone", None, Some(low), Some(high)),
+        };
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO signals (symbol, timeframe, side, entry_kind, entry_price, entry_low, entry_high, stop_loss,
+                 take_profits, leverage, confidence, source, model_version, stage1_prob, stage2_prob, created_at,
+                 dedup_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        )
+        .bind(signal.symbol.as_str())
+        .bind(signal.timeframe.map(Timeframe::as_str))
+        .bind(signal.side.as_str())
+        .bind(kind)
+        .bind(price.map(Dec::from))
+        .bind(low.map(Dec::from))
+        .bind(high.map(Dec::from))
+        .bind(signal.stop_loss.map(Dec::from))
+        .bind(codec::prices_to_json(&signal.take_profits))
+        .bind(signal.leverage.map(i64::from))
+        .bind(signal.confidence.map(Dec))
+        .bind(signal.source.to_text())
+        .bind(signal.model_version.as_deref())
+        .bind(signal.stage1_prob)
+        .bind(signal.stage2_prob)
+        .bind(ts(signal.created_at))
+        .bind(dedup_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(op("storing a signal"))?;
+        if let Some(id) = inserted {
+            return Ok((SignalId(id), true));
+        }
+        // Only a dedup key conflict makes the insert do nothing, so the key is set and the row exists.
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM signals WHERE dedup_key = $1")
+                .bind(dedup_key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(op("finding a signal by dedup key"))?;
+        existing
+            .map(|id| (SignalId(id), false))
+            .ok_or_else(|| StoreError::Conflict {
+                op: "storing a signal",
+                detail: "the insert was skipped but no signal has its dedup key".into(),
+            })
+    }
+
+    async fn get_signal(&self, id: SignalId) -> Result<Option<StoredSignal>, StoreError> {
+        let row = sqlx::query("SELECT * FROM signals WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(op("reading a signal"))?;
+        row.as_ref().map(signal_from_row).transpose()
+    }
+
+    async fn recent_signals(&self, limit: u32) -> Result<Vec<StoredSignal>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM signals ORDER BY id DESC LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("listing signals"))?;
+        map_rows(&rows, signal_from_row)
+    }
+
+    async fn create_notification(
+        &self,
+        new: &NewNotification,
+    ) -> Result<Option<NotificationId>, StoreError> {
+        insert_notification(&self.pool, new).await
+    }
+
+    async fn create_notification_within_limits(
+        &self,
+        new: &NewNotification,
+        limits: &NotificationLimits,
+    ) -> Result<NotifyOutcome, StoreError> {
+        const OP: &str = "routing a notification";
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let user: Option<i64> = sqlx::query_scalar(LOCK_USER)
+            .bind(new.user_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(op(OP))?;
+        if user.is_none() {
+            return Err(StoreError::NotFound {
+                what: "user",
+                id: new.user_id.0,
+            });
+        }
+        if let Some(id) = existing_notification(&mut *tx, new).await? {
+            return Ok(NotifyOutcome::AlreadyNotified(id));
+        }
+        if count_since(&mut *tx, new.user_id, limits.window_start).await?
+            >= u64::from(limits.max_in_window)
+        {
+            return Ok(NotifyOutcome::DailyCapReached);
+        }
+        if let Some(cooldown_start) = limits.cooldown_start
+            && let Some(last) = last_for_pair(&mut *tx, new.user_id, &new.symbol).await?
+            && last >= ts(cooldown_start)
+        {
+            return Ok(NotifyOutcome::CoolingDown);
+        }
+        let outcome = match insert_notification(&mut *tx, new).await? {
+            Some(id) => NotifyOutcome::Created(id),
+            None => match existing_notification(&mut *tx, new).await? {
+                Some(id) => NotifyOutcome::AlreadyNotified(id),
+                None => {
+                    return Err(StoreError::NotFound {
+                        what: "notification of signal",
+                        id: new.signal_id.0,
+                    });
+                }
+            },
+        };
+        tx.commit().await.map_err(op(OP))?;
+        Ok(outcome)
+    }
+
+    async fn get_notification(
+        &self,
+        id: NotificationId,
+    ) -> Result<Option<Notification>, StoreError> {
+        let row = sqlx::query("SELECT * FROM signal_notifications WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(op("reading a notification"))?;
+        row.as_ref().map(notification_from_row).transpose()
+    }
+
+    async fn mark_notification_sent(
+        &self,
+        id: NotificationId,
+        discord_message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE signal_notifications
+             SET status = 'sent', discord_message_id = $2, sent_at = $3, attempts = attempts + 1, last_error = NULL
+             WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(discord_message_id)
+        .bind(ts(at))
+        .execute(&self.pool)
+        .await
+        .map_err(op("marking a notification sent"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "notification",
+                id: id.0,
+            });
+        }
+        Ok(())
+    }
+
+    async fn mark_notification_failed(
+        &self,
+        id: NotificationId,
+        error: &str,
+        retry: bool,
+    ) -> Result<(), StoreError> {
+        let status = if retry {
+            NotificationStatus::Queued
+        } else {
+            NotificationStatus::Failed
+        };
+        let done = sqlx::query(
+            "UPDATE signal_notifications SET status = $2, last_error = $3, attempts = attempts + 1 WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(status.as_str())
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .map_err(op("marking a notification failed"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "notification",
+                id: id.0,
+            });
+        }
+        Ok(())
+    }
+
+    async fn acknowledge_notification(&self, id: NotificationId) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE signal_notifications SET acknowledged = $2 WHERE id = $1")
+            .bind(id.0)
+            .bind(true)
+            .execute(&self.pool)
+            .await
+            .map_err(op("acknowledging a notification"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "notification",
+                id: id.0,
+            });
+        }
+        Ok(())
+    }
+
+    async fn queued_notifications(&self, limit: u32) -> Result<Vec<Notification>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM signal_notifications WHERE status = 'queued' ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(op("listing queued notifications"))?;
+        map_rows(&rows, notification_from_row)
+    }
+
+    async fn notifications_for_user(
+        &self,
+        user: UserId,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM signal_notifications WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(user.0)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(op("listing a user's notifications"))?;
+        map_rows(&rows, notification_from_row)
+    }
+
+    async fn count_notifications_since(
+        &self,
+        user: UserId,
+        since: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        count_since(&self.pool, user, since).await
+    }
+
+    async fn last_notification_for_pair(
+        &self,
+        user: UserId,
+        symbol: &Symbol,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        last_for_pair(&self.pool, user, symbol).await
+    }
+
+    async fn open_trade(&self, new: &NewTrade) -> Result<OpenOutcome, StoreError> {
+        const OP: &str = "opening a trade";
+        check_levels(new.side, new.entry, new.stop_loss, new.take_profit)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let inserted = sqlx::query(
+            "INSERT INTO user_trades (user_id, symbol, side, entry, lots, stop_loss, take_profit, status, opened_at,
+                 notes, signal_id, notification_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $11)
+             ON CONFLICT (notification_id) DO NOTHING RETURNING *",
+        )
+        .bind(new.user_id.0)
+        .bind(new.symbol.as_str())
+        .bind(new.side.as_str())
+        .bind(Dec::from(new.entry))
+        .bind(Dec::from(new.lots))
+        .bind(new.stop_loss.map(Dec::from))
+        .bind(new.take_profit.map(Dec::from))
+        .bind(ts(new.opened_at))
+        .bind(new.notes.as_deref())
+        .bind(new.signal_id.map(|s| s.0))
+        .bind(new.notification_id.map(|n| n.0))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(op(OP))?;
+        let Some(row) = inserted else {
+            // The notification already led to a trade: this is a repeated submit, answered with that trade.
+            let existing = sqlx::query("SELECT * FROM user_trades WHERE notification_id = $1")
+                .bind(new.notification_id.map(|n| n.0))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(op(OP))?;
+            return match existing {
+                Some(row) => Ok(OpenOutcome {
+                    trade: trade_from_row(&row)?,
+                    created: false,
+                }),
+                None => Err(StoreError::Conflict {
+                    op: OP,
+                    detail: "the insert was skipped but no trade exists".into(),
+                }),
+            };
+        };
+        let trade = trade_from_row(&row)?;
+        insert_trade_update(
+            &mut *tx,
+            &NewTradeUpdate {
+                trade_id: trade.id,
+                kind: TradeUpdateKind::Opened,
+                price: Some(trade.entry),
+                stop_loss: trade.stop_loss,
+                take_profit: trade.take_profit,
+                note: None,
+                at: trade.opened_at,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(op(OP))?;
+        Ok(OpenOutcome {
+            trade,
+            created: true,
+        })
+    }
+
+    async fn get_trade(&self, id: TradeId) -> Result<Option<Trade>, StoreError> {
+        let row = sqlx::query("SELECT * FROM user_trades WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(op("reading a trade"))?;
+        row.as_ref().map(trade_from_row).transpose()
+    }
+
+    async fn list_trades(&self, filter: &TradeFilter) -> Result<Vec<Trade>, StoreError> {
+        let mut query = QueryBuilder::<Db>::new("SELECT * FROM user_trades");
+        push_trade_filter(&mut query, filter);
+        query
+            .push(" ORDER BY opened_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        query.push(" OFFSET ").push_bind(i64::from(filter.offset));
+        let rows = query
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("listing trades"))?;
+        map_rows(&rows, trade_from_row)
+    }
+
+    async fn count_trades(&self, filter: &TradeFilter) -> Result<u64, StoreError> {
+        let mut query = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM user_trades");
+        push_trade_filter(&mut query, filter);
+        let count: i64 = query
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(op("counting trades"))?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    async fn open_trades(&self) -> Result<Vec<Trade>, StoreError> {
+        self.trades_where(
+            "SELECT * FROM user_trades WHERE status = 'open' ORDER BY id",
+            None,
+        )
+        .await
+    }
+
+    async fn open_trade_ids(&self) -> Result<Vec<TradeId>, StoreError> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM user_trades WHERE status = 'open' ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(op("listing open trade ids"))?;
+        Ok(ids.into_iter().map(TradeId).collect())
+    }
+
+    async fn open_trades_after(&self, after: TradeId) -> Result<Vec<Trade>, StoreError> {
+        self.trades_where(
+            "SELECT * FROM user_trades WHERE status = 'open' AND id > $1 ORDER BY id",
+            Some(after.0),
+        )
+        .await
+    }
+
+    async fn close_trade(
+        &self,
+        id: TradeId,
+        closing: &Closing,
+    ) -> Result<Option<Trade>, StoreError> {
+        const OP: &str = "closing a trade";
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        // The status condition is what makes a close happen once: a second closer, in this process or
+        // another, matches no row.
+        let row = sqlx::query(
+            "UPDATE user_trades
+             SET status = 'closed', closed_at = $2, exit_price = $3, close_reason = $4, result = $5, pips = $6,
+                 profit = $7
+             WHERE id = $1 AND status = 'open' RETURNING *",
+        )
+        .bind(id.0)
+        .bind(ts(closing.at))
+        .bind(Dec::from(closing.exit_price))
+        .bind(closing.reason.as_str())
+        .bind(closing.result.as_str())
+        .bind(closing.pips.map(Dec))
+        .bind(closing.profit.map(Dec))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(op(OP))?;
+        let Some(row) = row else {
+            drop(tx);
+            return self.not_open_or_missing(id).await;
+        };
+        let trade = trade_from_row(&row)?;
+        insert_trade_update(
+            &mut *tx,
+            &NewTradeUpdate {
+                trade_id: id,
+                kind: TradeUpdateKind::Closed,
+                price: Some(closing.exit_price),
+                stop_loss: trade.stop_loss,
+                take_profit: trade.take_profit,
+                note: Some(closing.reason.as_str().to_string()),
+                at: closing.at,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(op(OP))?;
+        Ok(Some(trade))
+    }
+
+    async fn cancel_trade(
+        &self,
+        id: TradeId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Trade>, StoreError> {
+        const OP: &str = "cancelling a trade";
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let row = sqlx::query(
+            "UPDATE user_trades SET status = 'cancelled', closed_at = $2 WHERE id = $1 AND status = 'open' RETURNING *",
+        )
+        .bind(id.0)
+        .bind(ts(at))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(op(OP))?;
+        let Some(row) = row else {
+            drop(tx);
+            return self.not_open_or_missing(id).await;
+        };
+        let trade = trade_from_row(&row)?;
+        insert_trade_update(
+            &mut *tx,
+            &NewTradeUpdate {
+                trade_id: id,
+                kind: TradeUpdateKind::Cancelled,
+                price: None,
+                stop_loss: trade.stop_loss,
+                take_profit: trade.take_profit,
+                note: None,
+                at,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(op(OP))?;
+        Ok(Some(trade))
+    }
+
+    async fn set_trade_levels(
+        &self,
+        id: TradeId,
+        stop_loss: Option<Price>,
+        take_profit: Option<Price>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Trade>, StoreError> {
+        const OP: &str = "moving a trade's levels";
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let row = sqlx::query(SELECT_TRADE_FOR_UPDATE)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(op(OP))?
+            .ok_or(StoreError::NotFound {
+                what: "trade",
+                id: id.0,
+            })?;
+        let before = trade_from_row(&row)?;
+        if before.status != TradeStatus::Open {
+            return Ok(None);
+        }
+        check_levels(before.side, before.entry, stop_loss, take_profit)?;
+        if before.stop_loss == stop_loss && before.take_profit == take_profit {
+            return Ok(Some(before));
+        }
+        let row = sqlx::query(
+            "UPDATE user_trades SET stop_loss = $2, take_profit = $3 WHERE id = $1 RETURNING *",
+        )
+        .bind(id.0)
+        .bind(stop_loss.map(Dec::from))
+        .bind(take_profit.map(Dec::from))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(op(OP))?;
+        let after = trade_from_row(&row)?;
+        let changes = [
+            (
+                before.stop_loss != stop_loss,
+                TradeUpdateKind::StopLossMoved,
+            ),
+            (
+                before.take_profit != take_profit,
+                TradeUpdateKind::TakeProfitMoved,
+            ),
+        ];
+        for (_, kind) in changes.into_iter().filter(|(changed, _)| *changed) {
+            let update = NewTradeUpdate {
+                trade_id: id,
+                kind,
+                price: None,
+                stop_loss,
+                take_profit,
+                note: None,
+                at,
+            };
+            insert_trade_update(&mut *tx, &update).await?;
+        }
+        tx.commit().await.map_err(op(OP))?;
+        Ok(Some(after))
+    }
+
+    async fn add_trade_update(&self, update: &NewTradeUpdate) -> Result<TradeUpdate, StoreError> {
+        match update.kind {
+            TradeUpdateKind::PriceSnapshot | TradeUpdateKind::PartialClose => {}
+            other => {
+                return Err(StoreError::invalid(format!(
+                    "a {other} entry is written by the trade's own transition, not added by hand"
+                )));
+            }
+        }
+        insert_trade_update(&self.pool, update).await
+    }
+
+    async fn trade_updates(&self, trade: TradeId) -> Result<Vec<TradeUpdate>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM trade_updates WHERE trade_id = $1 ORDER BY id")
+            .bind(trade.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("reading a trade's history"))?;
+        map_rows(&rows, update_from_row)
+    }
+
+    async fn trade_updates_after(
+        &self,
+        after: TradeUpdateId,
+        limit: u32,
+    ) -> Result<Vec<TradeUpdate>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM trade_updates WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after.0)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("tailing trade updates"))?;
+        map_rows(&rows, update_from_row)
+    }
+
+    async fn last_trade_update_id(&self) -> Result<TradeUpdateId, StoreError> {
+        let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM trade_updates")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(op("reading the last trade update id"))?;
+        Ok(TradeUpdateId(id))
+    }
+
+    async fn set_last_price(&self, tick: &Tick) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO last_prices (symbol, bid, ask, time) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (symbol) DO UPDATE SET bid = excluded.bid, ask = excluded.ask, time = excluded.time",
+        )
+        .bind(tick.symbol.as_str())
+        .bind(Dec::from(tick.bid))
+        .bind(Dec::from(tick.ask))
+        .bind(ts(tick.time))
+        .execute(&self.pool)
+        .await
+        .map_err(op("recording the last price"))?;
+        Ok(())
+    }
+
+    async fn last_price(&self, symbol: &Symbol) -> Result<Option<Tick>, StoreError> {
+        let row = sqlx::query("SELECT * FROM last_prices WHERE symbol = $1")
+            .bind(symbol.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(op("reading the last price"))?;
+        row.as_ref().map(tick_from_row).transpose()
+    }
+}

@@ -1,0 +1,131 @@
+//! `spawn_app`: the real Signalpost on port 0 with a fresh database and a replay the test chooses, plus the
+//! bus it publishes on, already subscribed, so a test waits for events instead of sleeping.
+
+use crate::db::{DbGuard, fresh_database_url};
+use bus::{Bus, Event, InProcessBus, Subscription};
+use signalpost::{Application, Config, config::Secret};
+use std::{path::PathBuf, sync::Arc, time::Duration};
+use store::Store;
+
+/// What to start the app with; `Default` replays nothing but an empty day of EURUSD.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    /// `SYMBOL:TIMEFRAME:PATH` replay series; empty means the bundled data.
+    pub replay_series: Vec<String>,
+    /// Candles per second; 0 is unpaced.
+    pub replay_speed: f64,
+}
+
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: String,
+    pub store: Arc<dyn Store>,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    app: Option<Application>,
+    events: Box<dyn Subscription>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the app")
+    }
+
+    /// The next bus event matching `wanted`, or a panic after `within`.
+    pub async fn wait_for_event(
+        &mut self,
+        within: Duration,
+        wanted: impl Fn(&Event) -> bool,
+    ) -> Event {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.next())
+                .await
+                .expect("the awaited event did not arrive in time")
+                .expect("the bus stays open");
+            if wanted(&event) {
+                return event;
+            }
+        }
+    }
+
+    /// Waits until the replay has played and the monitor applied every tick.
+    pub async fn wait_for_replay_end(&mut self) {
+        self.wait_for_event(Duration::from_secs(60), |e| {
+            matches!(e, Event::FeedFinished { .. })
+        })
+        .await;
+    }
+
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await.expect("the app stops cleanly");
+        }
+    }
+}
+
+/// Starts the app against `database_url` (migrating it) with `options`.
+pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
+    let defaults = Config::default();
+    let config = Config {
+        database_url: Secret::new(database_url),
+        bind: "127.0.0.1:0".into(),
+        replay: signalpost::config::ReplayConfig {
+            series: options.replay_series,
+            speed: options.replay_speed,
+            ..defaults.replay.clone()
+        },
+        monitor: signalpost::config::MonitorConfig {
+            sync_interval_ms: 100,
+            ..defaults.monitor.clone()
+        },
+        ..defaults
+    };
+    let bus = Arc::new(InProcessBus::default());
+    let events = bus
+        .subscribe()
+        .await
+        .expect("in-process subscribe cannot fail");
+    let app = Application::build_with_bus(config, Arc::new(domain::SystemClock), bus)
+        .await
+        .expect("the app starts");
+    TestApp {
+        address: format!("http://{}", app.address),
+        store: app.store.clone(),
+        database_url: database_url.to_string(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("a client"),
+        app: Some(app),
+        events,
+    }
+}
+
+/// Starts the app on a fresh database (SQLite, or PostgreSQL when `TEST_DATABASE_URL` is set).
+pub async fn spawn_app(options: AppOptions) -> (TestApp, DbGuard) {
+    let (url, guard) = fresh_database_url().await;
+    (spawn_app_on(&url, options).await, guard)
+}
+
+/// Writes candles as CSV (`time,open,high,low,close,volume`) to a temporary file and returns its path;
+/// the directory lives as long as the returned guard.
+pub fn write_candles(rows: &[(&str, &str, &str, &str, &str)]) -> (PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("candles.csv");
+    let mut text = String::from("time,open,high,low,close,volume\n");
+    for (time, open, high, low, close) in rows {
+        text.push_str(&format!("{time},{open},{high},{low},{close},0\n"));
+    }
+    std::fs::write(&path, text).expect("write candles");
+    (path, dir)
+}

@@ -1,0 +1,8 @@
+//! Test support shared by every crate's tests: fresh SQLite and PostgreSQL databases, `spawn_app` for
+//! black-box tests of the real application on port 0, and candle fixtures. Fakes of external APIs
+//! (Discord, Binance, Alpaca, OANDA, Twelve Data, Polar) join here as the issues that need them land.
+
+pub mod app;
+pub mod db;
+
+pub use app::{AppOptions, TestApp, spawn_app, spawn_app_on, write_candles};
