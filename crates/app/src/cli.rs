@@ -6,18 +6,14 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use domain::{
-    CloseReason, Closing, InstrumentRegistry, Lots, NewTrade, Price, RateBook, Side, Trade,
-    TradeId, TradeStatus, UserId, pnl,
+    CloseReason, Closing, InstrumentRegistry, Lots, NewTrade, Price, RateBook, Side, Trade, TradeId, TradeStatus,
+    UserId, pnl,
 };
 use std::sync::Arc;
 use store::{NewUser, Role, Store, TradeFilter};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "signalpost",
-    version,
-    about = "Self-hosted trading signals for Discord"
-)]
+#[command(name = "signalpost", version, about = "Self-hosted trading signals for Discord")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -107,18 +103,11 @@ const LOCAL_USER: &str = "local";
 
 async fn local_user(store: &Arc<dyn Store>) -> anyhow::Result<UserId> {
     let users = store.list_users().await.context("could not list users")?;
-    if let Some(user) = users
-        .iter()
-        .find(|u| u.display_name == LOCAL_USER && u.discord_user_id.is_none())
-    {
+    if let Some(user) = users.iter().find(|u| u.display_name == LOCAL_USER && u.discord_user_id.is_none()) {
         return Ok(user.id);
     }
     let user = store
-        .create_user(&NewUser {
-            discord_user_id: None,
-            display_name: LOCAL_USER.into(),
-            role: Role::Admin,
-        })
+        .create_user(&NewUser { discord_user_id: None, display_name: LOCAL_USER.into(), role: Role::Admin })
         .await
         .context("could not create the local user")?;
     Ok(user.id)
@@ -165,41 +154,25 @@ pub async fn trades(config: &Config, command: TradesCommand) -> anyhow::Result<(
         TradesCommand::List(args) => {
             let status = match args.status.as_deref() {
                 None => None,
-                Some(s) => Some(TradeStatus::parse(s).with_context(|| {
-                    format!("unknown status {s:?}: use open, closed or cancelled")
-                })?),
+                Some(s) => Some(
+                    TradeStatus::parse(s)
+                        .with_context(|| format!("unknown status {s:?}: use open, closed or cancelled"))?,
+                ),
             };
             let symbol = match args.symbol.as_deref() {
                 None => None,
                 Some(s) => Some(InstrumentRegistry::global().get(s)?.symbol.clone()),
             };
-            let filter = TradeFilter {
-                user_id: args.user.map(UserId),
-                status,
-                symbol,
-                limit: args.limit,
-                offset: 0,
-            };
-            for trade in store
-                .list_trades(&filter)
-                .await
-                .context("could not list trades")?
-            {
+            let filter = TradeFilter { user_id: args.user.map(UserId), status, symbol, limit: args.limit, offset: 0 };
+            for trade in store.list_trades(&filter).await.context("could not list trades")? {
                 print_trade(&trade, args.json)?;
             }
             Ok(())
         }
         TradesCommand::Show { id, json } => {
-            let trade = store
-                .get_trade(TradeId(id))
-                .await?
-                .with_context(|| format!("no trade #{id}"))?;
+            let trade = store.get_trade(TradeId(id)).await?.with_context(|| format!("no trade #{id}"))?;
             print_trade(&trade, json)?;
-            for update in store
-                .trade_updates(trade.id)
-                .await
-                .context("could not read the trade's history")?
-            {
+            for update in store.trade_updates(trade.id).await.context("could not read the trade's history")? {
                 if json {
                     println!("{}", serde_json::to_string(&update)?);
                 } else {
@@ -213,9 +186,7 @@ pub async fn trades(config: &Config, command: TradesCommand) -> anyhow::Result<(
             }
             Ok(())
         }
-        TradesCommand::Close { id, price, json } => {
-            close(&store, config, TradeId(id), price, json).await
-        }
+        TradesCommand::Close { id, price, json } => close(&store, config, TradeId(id), price, json).await,
     }
 }
 
@@ -235,10 +206,7 @@ async fn announce(config: &Config, event: bus::Event) {
 async fn open(store: &Arc<dyn Store>, config: &Config, args: OpenArgs) -> anyhow::Result<()> {
     let instrument = InstrumentRegistry::global().get(&args.symbol)?;
     let side = Side::parse(&args.side)?;
-    let last = store
-        .last_price(&instrument.symbol)
-        .await
-        .context("could not read the latest price")?;
+    let last = store.last_price(&instrument.symbol).await.context("could not read the latest price")?;
     let entry = match (&args.entry, &last) {
         (Some(text), _) => Price::parse(text).context("--entry")?,
         (None, Some(tick)) => tick.entry_price(side),
@@ -250,19 +218,11 @@ async fn open(store: &Arc<dyn Store>, config: &Config, args: OpenArgs) -> anyhow
     // Replayed markets run on their own clock; stamping the trade with the market's time keeps its history in order.
     let opened_at = last.as_ref().map_or_else(Utc::now, |t| t.time);
     let user = match args.user {
-        Some(id) => {
-            store
-                .get_user(UserId(id))
-                .await?
-                .with_context(|| format!("no user #{id}"))?
-                .id
-        }
+        Some(id) => store.get_user(UserId(id)).await?.with_context(|| format!("no user #{id}"))?.id,
         None => local_user(store).await?,
     };
     let optional = |v: &Option<String>, what: &str| -> anyhow::Result<Option<Price>> {
-        v.as_deref()
-            .map(|s| Price::parse(s).with_context(|| what.to_string()))
-            .transpose()
+        v.as_deref().map(|s| Price::parse(s).with_context(|| what.to_string())).transpose()
     };
     let mut new = NewTrade::new(
         user,
@@ -275,17 +235,8 @@ async fn open(store: &Arc<dyn Store>, config: &Config, args: OpenArgs) -> anyhow
         opened_at,
     )?;
     new.notes = args.notes;
-    let opened = store
-        .open_trade(&new)
-        .await
-        .context("could not store the trade")?;
-    announce(
-        config,
-        bus::Event::TradeOpened {
-            trade: opened.trade.clone(),
-        },
-    )
-    .await;
+    let opened = store.open_trade(&new).await.context("could not store the trade")?;
+    announce(config, bus::Event::TradeOpened { trade: opened.trade.clone() }).await;
     print_trade(&opened.trade, args.json)
 }
 
@@ -297,70 +248,32 @@ async fn close(
     json: bool,
 ) -> anyhow::Result<()> {
     let account = config.account_currency.as_str();
-    let trade = store
-        .get_trade(id)
-        .await?
-        .with_context(|| format!("no trade #{id}"))?;
+    let trade = store.get_trade(id).await?.with_context(|| format!("no trade #{id}"))?;
     if trade.status != TradeStatus::Open {
         bail!("trade #{id} is already {}", trade.status);
     }
     let instrument = InstrumentRegistry::global().get(trade.symbol.as_str())?;
-    let last = store
-        .last_price(&trade.symbol)
-        .await
-        .context("could not read the latest price")?;
+    let last = store.last_price(&trade.symbol).await.context("could not read the latest price")?;
     let (exit, at) = match (price, &last) {
-        (Some(text), _) => (
-            Price::parse(&text).context("--price")?,
-            last.as_ref().map_or_else(Utc::now, |t| t.time),
-        ),
+        (Some(text), _) => (Price::parse(&text).context("--price")?, last.as_ref().map_or_else(Utc::now, |t| t.time)),
         (None, Some(tick)) => (tick.exit_price(trade.side), tick.time),
-        (None, None) => bail!(
-            "no price for {} has been seen yet: pass --price",
-            trade.symbol
-        ),
+        (None, None) => bail!("no price for {} has been seen yet: pass --price", trade.symbol),
     };
     instrument.check_precision(exit)?;
     let mut rates = RateBook::default();
     // A cross is converted to the account currency through the latest price of its quote currency.
-    for pair in [
-        format!("{}{account}", instrument.quote),
-        format!("{account}{}", instrument.quote),
-    ] {
+    for pair in [format!("{}{account}", instrument.quote), format!("{account}{}", instrument.quote)] {
         if let Ok(i) = InstrumentRegistry::global().get(&pair)
             && let Some(tick) = store.last_price(&i.symbol).await?
         {
             rates.set(i.symbol.as_str(), tick.mid());
         }
     }
-    let outcome = pnl::outcome(
-        instrument,
-        trade.side,
-        trade.entry,
-        exit,
-        trade.lots,
-        &rates,
-        account,
-    );
-    let closing = Closing::new(
-        exit,
-        CloseReason::ManualClose,
-        at.max(trade.opened_at),
-        &outcome,
-    );
-    match store
-        .close_trade(id, &closing)
-        .await
-        .context("could not close the trade")?
-    {
+    let outcome = pnl::outcome(instrument, trade.side, trade.entry, exit, trade.lots, &rates, account);
+    let closing = Closing::new(exit, CloseReason::ManualClose, at.max(trade.opened_at), &outcome);
+    match store.close_trade(id, &closing).await.context("could not close the trade")? {
         Some(closed) => {
-            announce(
-                config,
-                bus::Event::TradeClosed {
-                    trade: closed.clone(),
-                },
-            )
-            .await;
+            announce(config, bus::Event::TradeClosed { trade: closed.clone() }).await;
             print_trade(&closed, json)
         }
         None => bail!("trade #{id} was closed by something else first"),

@@ -56,6 +56,8 @@ pub struct ReplayConfig {
     pub speed: f64,
     /// `SYMBOL:TIMEFRAME:PATH` entries; empty means the bundled data (EURUSD 1h, BTCUSD 1d).
     pub series: Vec<String>,
+    /// `SYMBOL:PATH` tick files; a series with one replays its real ticks instead of ticks made from candles.
+    pub ticks: Vec<String>,
     /// Skip candles before this time (RFC 3339).
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -93,15 +95,8 @@ impl Default for Config {
             nats_url: None,
             bus_prefix: "signalpost".into(),
             account_currency: "USD".into(),
-            replay: ReplayConfig {
-                speed: 20.0,
-                series: Vec::new(),
-                start_at: None,
-            },
-            monitor: MonitorConfig {
-                sync_interval_ms: 1000,
-                full_reload_every: 30,
-            },
+            replay: ReplayConfig { speed: 20.0, series: Vec::new(), ticks: Vec::new(), start_at: None },
+            monitor: MonitorConfig { sync_interval_ms: 1000, full_reload_every: 30 },
             discord: DiscordConfig::default(),
             binance: ExchangeConfig::default(),
             alpaca: ExchangeConfig::default(),
@@ -142,38 +137,25 @@ impl Config {
         let explicit = file.is_some();
         let file = file.unwrap_or_else(|| PathBuf::from("signalpost.toml"));
         if explicit && !file.exists() {
-            anyhow::bail!(
-                "SIGNALPOST_CONFIG names {}, which does not exist",
-                file.display()
-            );
+            anyhow::bail!("SIGNALPOST_CONFIG names {}, which does not exist", file.display());
         }
         let env = Env::raw()
             .filter_map(|key| {
-                ENV_KEYS
-                    .iter()
-                    .find(|(var, _)| key.as_str().eq_ignore_ascii_case(var))
-                    .map(|(_, k)| (*k).into())
+                ENV_KEYS.iter().find(|(var, _)| key.as_str().eq_ignore_ascii_case(var)).map(|(_, k)| (*k).into())
             })
             .split(".");
-        // SIGNALPOST_REPLAY_SERIES is a comma-separated list, which figment's env provider would not split.
-        let mut figment = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file(&file))
-            .merge(env);
-        if let Ok(series) = std::env::var("SIGNALPOST_REPLAY_SERIES") {
-            let list: Vec<String> = series
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
-            figment = figment.merge(Serialized::default("replay.series", list));
+        // The replay lists are comma-separated, which figment's env provider would not split.
+        let mut figment = Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(&file)).merge(env);
+        for (var, key) in [("SIGNALPOST_REPLAY_SERIES", "replay.series"), ("SIGNALPOST_REPLAY_TICKS", "replay.ticks")] {
+            if let Ok(value) = std::env::var(var) {
+                let list: Vec<String> =
+                    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                figment = figment.merge(Serialized::default(key, list));
+            }
         }
-        let config: Config = figment.extract().with_context(|| {
-            format!(
-                "invalid configuration (file {}, or environment)",
-                file.display()
-            )
-        })?;
+        let config: Config = figment
+            .extract()
+            .with_context(|| format!("invalid configuration (file {}, or environment)", file.display()))?;
         config.validate()?;
         Ok(config)
     }
@@ -192,16 +174,8 @@ impl Config {
                 self.replay.speed
             );
         }
-        if self.account_currency.len() != 3
-            || !self
-                .account_currency
-                .chars()
-                .all(|c| c.is_ascii_uppercase())
-        {
-            anyhow::bail!(
-                "account currency must be a three-letter code such as USD, got {:?}",
-                self.account_currency
-            );
+        if self.account_currency.len() != 3 || !self.account_currency.chars().all(|c| c.is_ascii_uppercase()) {
+            anyhow::bail!("account currency must be a three-letter code such as USD, got {:?}", self.account_currency);
         }
         if self.monitor.sync_interval_ms == 0 {
             anyhow::bail!("monitor.sync_interval_ms must be at least 1");
@@ -220,10 +194,7 @@ mod tests {
         config.discord.token = Some(Secret::new("very-secret-token"));
         config.database_url = Secret::new("postgres://u:hunter2@db/x");
         let shown = format!("{config:?}");
-        assert!(
-            !shown.contains("very-secret-token") && !shown.contains("hunter2"),
-            "{shown}"
-        );
+        assert!(!shown.contains("very-secret-token") && !shown.contains("hunter2"), "{shown}");
     }
 
     #[test]
@@ -233,14 +204,8 @@ mod tests {
             jail.set_env("SIGNALPOST_BIND", "127.0.0.1:0");
             jail.set_env("DATABASE_URL", "sqlite://x.db");
             jail.set_env("SIGNALPOST_REPLAY_SPEED", "0");
-            jail.set_env(
-                "SIGNALPOST_REPLAY_SERIES",
-                "EURUSD:1h:a.csv, BTCUSD:1d:b.csv",
-            );
-            jail.create_file(
-                "signalpost.toml",
-                "bind = \"0.0.0.0:9\"\naccount_currency = \"EUR\"\n",
-            )?;
+            jail.set_env("SIGNALPOST_REPLAY_SERIES", "EURUSD:1h:a.csv, BTCUSD:1d:b.csv");
+            jail.create_file("signalpost.toml", "bind = \"0.0.0.0:9\"\naccount_currency = \"EUR\"\n")?;
             let c = Config::load().unwrap();
             assert_eq!(c.bind, "127.0.0.1:0");
             assert_eq!(c.account_currency, "EUR");
@@ -253,15 +218,7 @@ mod tests {
 
     #[test]
     fn unimplemented_feeds_are_refused_plainly() {
-        let c = Config {
-            feed: "binance".into(),
-            ..Config::default()
-        };
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("only `replay`")
-        );
+        let c = Config { feed: "binance".into(), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("only `replay`"));
     }
 }

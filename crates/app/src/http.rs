@@ -31,33 +31,17 @@ impl IntoResponse for AppError {
             AppError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         // The cause stays in the log; the client learns only what it can act on.
-        (
-            status,
-            axum::Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        (status, axum::Json(serde_json::json!({ "error": self.to_string() }))).into_response()
     }
 }
 
 async fn healthz(State(state): State<HttpState>) -> Result<impl IntoResponse, AppError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(AppError::DatabaseUnavailable)?;
-    Ok(axum::Json(
-        serde_json::json!({ "status": "ok", "database": state.store.backend_name() }),
-    ))
+    state.store.ping().await.map_err(AppError::DatabaseUnavailable)?;
+    Ok(axum::Json(serde_json::json!({ "status": "ok", "database": state.store.backend_name() })))
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }
 
 pub fn router(state: HttpState) -> Router {

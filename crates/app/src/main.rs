@@ -10,13 +10,9 @@ use std::sync::Arc;
 
 fn init_tracing() {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     // Logs go to stderr; stdout carries only what a command prints as its result.
-    fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 async fn shutdown_signal() {
@@ -50,9 +46,7 @@ async fn shutdown_signal() {
 async fn serve(config: Config, args: cli::ServeArgs) -> anyhow::Result<()> {
     for role in &args.roles {
         if !["feed", "monitor", "http", "all"].contains(&role.as_str()) {
-            anyhow::bail!(
-                "unknown role {role:?}: this version runs feed, monitor and http together"
-            );
+            anyhow::bail!("unknown role {role:?}: this version runs feed, monitor and http together");
         }
     }
     let app = Application::build(config, Arc::new(domain::SystemClock)).await?;
@@ -71,10 +65,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing();
     let cli = Cli::parse();
     let config = Config::load().context("could not load configuration")?;
-    match cli
-        .command
-        .unwrap_or(Command::Serve(cli::ServeArgs::default()))
-    {
+    match cli.command.unwrap_or(Command::Serve(cli::ServeArgs::default())) {
         Command::Serve(args) => serve(config, args).await,
         Command::Migrate => cli::migrate(&config).await,
         Command::Trades(command) => cli::trades(&config, command).await,

@@ -15,64 +15,30 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry =
-            Registry::new_custom(Some("signalpost".into()), None).expect("a valid prefix");
+        let registry = Registry::new_custom(Some("signalpost".into()), None).expect("a valid prefix");
         let ticks = IntCounter::new("ticks_total", "Ticks the position monitor processed").unwrap();
-        let candles_closed = IntCounter::new(
-            "candles_closed_total",
-            "Candle closes seen from the market feed",
-        )
-        .unwrap();
-        let trades_closed = IntCounterVec::new(
-            Opts::new(
-                "trades_closed_total",
-                "Trades the monitor closed, by reason",
-            ),
-            &["reason"],
-        )
-        .unwrap();
-        let open_trades =
-            IntGauge::new("open_trades", "Open trades the position monitor watches").unwrap();
-        let monitor_errors = IntCounter::new(
-            "monitor_errors_total",
-            "Failed attempts to close or sync trades",
-        )
-        .unwrap();
-        let replay_finished = IntGauge::new(
-            "replay_finished",
-            "1 once the replay feed has played all its data",
-        )
-        .unwrap();
+        let candles_closed =
+            IntCounter::new("candles_closed_total", "Candle closes seen from the market feed").unwrap();
+        let trades_closed =
+            IntCounterVec::new(Opts::new("trades_closed_total", "Trades the monitor closed, by reason"), &["reason"])
+                .unwrap();
+        let open_trades = IntGauge::new("open_trades", "Open trades the position monitor watches").unwrap();
+        let monitor_errors =
+            IntCounter::new("monitor_errors_total", "Failed attempts to close or sync trades").unwrap();
+        let replay_finished =
+            IntGauge::new("replay_finished", "1 once the replay feed has played all its data").unwrap();
         for c in [&ticks, &candles_closed, &monitor_errors] {
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric names");
+            registry.register(Box::new(c.clone())).expect("unique metric names");
         }
-        registry
-            .register(Box::new(trades_closed.clone()))
-            .expect("unique metric names");
-        registry
-            .register(Box::new(open_trades.clone()))
-            .expect("unique metric names");
-        registry
-            .register(Box::new(replay_finished.clone()))
-            .expect("unique metric names");
-        Metrics {
-            registry,
-            ticks,
-            candles_closed,
-            trades_closed,
-            open_trades,
-            monitor_errors,
-            replay_finished,
-        }
+        registry.register(Box::new(trades_closed.clone())).expect("unique metric names");
+        registry.register(Box::new(open_trades.clone())).expect("unique metric names");
+        registry.register(Box::new(replay_finished.clone())).expect("unique metric names");
+        Metrics { registry, ticks, candles_closed, trades_closed, open_trades, monitor_errors, replay_finished }
     }
 
     pub fn render(&self) -> String {
         let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding cannot fail");
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
         String::from_utf8(out).expect("prometheus text is UTF-8")
     }
 }

@@ -10,8 +10,8 @@ use crate::metrics::Metrics;
 use bus::{Bus, Event};
 use chrono::{DateTime, Utc};
 use domain::{
-    Clock, CloseReason, Closing, InstrumentRegistry, RateBook, Symbol, Tick, Trade, TradeId,
-    TradeStatus, Trigger, TriggerBook, TriggerKind, WatchedTrade, pnl, resolve_fill,
+    Clock, CloseReason, Closing, InstrumentRegistry, RateBook, Symbol, Tick, Trade, TradeId, TradeStatus, Trigger,
+    TriggerBook, TriggerKind, WatchedTrade, pnl, resolve_fill,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,16 +41,12 @@ pub struct PositionMonitor {
 
 impl std::fmt::Debug for PositionMonitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PositionMonitor")
-            .field("watched", &self.book.len())
-            .finish_non_exhaustive()
+        f.debug_struct("PositionMonitor").field("watched", &self.book.len()).finish_non_exhaustive()
     }
 }
 
 fn watched(trade: &Trade) -> Option<WatchedTrade> {
-    let instrument = InstrumentRegistry::global()
-        .get(trade.symbol.as_str())
-        .ok()?;
+    let instrument = InstrumentRegistry::global().get(trade.symbol.as_str()).ok()?;
     Some(WatchedTrade {
         id: trade.id,
         instrument: instrument.index,
@@ -82,10 +78,7 @@ impl PositionMonitor {
             last_prices: HashMap::new(),
         };
         monitor.reload().await?;
-        tracing::info!(
-            open_trades = monitor.book.len(),
-            "position monitor loaded open trades"
-        );
+        tracing::info!(open_trades = monitor.book.len(), "position monitor loaded open trades");
         Ok(monitor)
     }
 
@@ -125,11 +118,7 @@ impl PositionMonitor {
 
     /// Picks up trades another process opened since the last look.
     async fn tail(&mut self) -> Result<(), MonitorError> {
-        let new = self
-            .store
-            .open_trades_after(self.newest_seen)
-            .await
-            .map_err(MonitorError::Load)?;
+        let new = self.store.open_trades_after(self.newest_seen).await.map_err(MonitorError::Load)?;
         for trade in &new {
             self.watch(trade);
         }
@@ -176,26 +165,13 @@ impl PositionMonitor {
         let Ok(instrument) = InstrumentRegistry::global().get(trade.symbol.as_str()) else {
             return;
         };
-        let (kind, exit) = resolve_fill(
-            trade.side,
-            trade.stop_loss,
-            trade.take_profit,
-            trigger.kind,
-            tick,
-        );
+        let (kind, exit) = resolve_fill(trade.side, trade.stop_loss, trade.take_profit, trigger.kind, tick);
         let reason = match kind {
             TriggerKind::StopLoss => CloseReason::SlHit,
             TriggerKind::TakeProfit => CloseReason::TpHit,
         };
-        let outcome = pnl::outcome(
-            instrument,
-            trade.side,
-            trade.entry,
-            exit,
-            trade.lots,
-            &self.rates,
-            &self.account_currency,
-        );
+        let outcome =
+            pnl::outcome(instrument, trade.side, trade.entry, exit, trade.lots, &self.rates, &self.account_currency);
         if outcome.profit.is_none() {
             tracing::warn!(trade = %trade.id, symbol = %trade.symbol, account = %self.account_currency,
                 "closing without an account-currency profit: no price links the quote currency to the account currency yet");
@@ -203,10 +179,7 @@ impl PositionMonitor {
         let closing = Closing::new(exit, reason, tick.time, &outcome);
         match self.store.close_trade(trade.id, &closing).await {
             Ok(Some(closed)) => {
-                self.metrics
-                    .trades_closed
-                    .with_label_values(&[reason.as_str()])
-                    .inc();
+                self.metrics.trades_closed.with_label_values(&[reason.as_str()]).inc();
                 tracing::info!(trade = %closed.id, symbol = %closed.symbol, reason = %reason, exit = %exit,
                     pips = ?closed.pips, profit = ?closed.profit, "trade closed");
                 if let Err(error) = self.bus.publish(Event::TradeClosed { trade: closed }).await {
@@ -233,8 +206,7 @@ impl PositionMonitor {
         match self.last_prices.get_mut(&tick.symbol) {
             Some(slot) => slot.0 = tick.clone(),
             None => {
-                self.last_prices
-                    .insert(tick.symbol.clone(), (tick.clone(), None));
+                self.last_prices.insert(tick.symbol.clone(), (tick.clone(), None));
             }
         }
     }
@@ -258,9 +230,7 @@ impl PositionMonitor {
     async fn on_event(&mut self, event: Event) {
         match event {
             Event::TradeOpened { trade } => self.watch(&trade),
-            Event::TradeClosed { trade } | Event::TradeCancelled { trade } => {
-                self.unwatch(trade.id)
-            }
+            Event::TradeClosed { trade } | Event::TradeCancelled { trade } => self.unwatch(trade.id),
             Event::CandleClosed { .. } | Event::FeedFinished { .. } => {}
         }
     }

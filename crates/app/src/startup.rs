@@ -25,59 +25,50 @@ pub struct Application {
 /// Connects to the configured database and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url.expose();
-    let store = store::connect(url).await.with_context(|| {
-        format!(
-            "could not connect to the database at {}",
-            store::redact_url(url)
-        )
-    })?;
-    store
-        .migrate()
+    let store = store::connect(url)
         .await
-        .context("could not apply database migrations")?;
+        .with_context(|| format!("could not connect to the database at {}", store::redact_url(url)))?;
+    store.migrate().await.context("could not apply database migrations")?;
     Ok(store)
 }
 
 /// Parses `SYMBOL:TIMEFRAME:PATH` and loads the file.
 fn load_series(spec: &str) -> anyhow::Result<ReplaySeries> {
     let mut parts = spec.splitn(3, ':');
-    let (Some(symbol), Some(timeframe), Some(path)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(symbol), Some(timeframe), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
         anyhow::bail!("replay series {spec:?} is not SYMBOL:TIMEFRAME:PATH");
     };
-    let instrument = InstrumentRegistry::global()
-        .get(symbol)
-        .with_context(|| format!("replay series {spec:?}"))?;
-    let timeframe =
-        Timeframe::parse(timeframe).with_context(|| format!("replay series {spec:?}"))?;
+    let instrument = InstrumentRegistry::global().get(symbol).with_context(|| format!("replay series {spec:?}"))?;
+    let timeframe = Timeframe::parse(timeframe).with_context(|| format!("replay series {spec:?}"))?;
     let candles = market::load_candles(std::path::Path::new(path), &LoadOptions::default())
         .with_context(|| format!("could not load replay series {spec:?}"))?;
-    Ok(ReplaySeries::new(
-        instrument.symbol.clone(),
-        timeframe,
-        candles,
-    ))
+    Ok(ReplaySeries::new(instrument.symbol.clone(), timeframe, candles))
 }
 
 pub fn replay_feed(config: &Config) -> anyhow::Result<ReplayFeed> {
-    let series = if config.replay.series.is_empty() {
+    let mut series: Vec<ReplaySeries> = if config.replay.series.is_empty() {
         market::bundled_series().context("could not load the bundled market data")?
     } else {
-        config
-            .replay
-            .series
-            .iter()
-            .map(|s| load_series(s))
-            .collect::<anyhow::Result<_>>()?
+        config.replay.series.iter().map(|s| load_series(s)).collect::<anyhow::Result<_>>()?
     };
+    for spec in &config.replay.ticks {
+        let (symbol, path) =
+            spec.split_once(':').with_context(|| format!("replay ticks {spec:?} is not SYMBOL:PATH"))?;
+        let symbol =
+            InstrumentRegistry::global().get(symbol).with_context(|| format!("replay ticks {spec:?}"))?.symbol.clone();
+        let ticks = market::load_ticks(std::path::Path::new(path), &symbol)
+            .with_context(|| format!("could not load replay ticks {spec:?}"))?;
+        let Some(target) = series.iter_mut().find(|s| s.symbol == symbol) else {
+            anyhow::bail!("replay ticks {spec:?} name {symbol}, which no replay series has");
+        };
+        target.ticks = Some(ticks);
+    }
     let speed = if config.replay.speed == 0.0 {
         ReplaySpeed::Unpaced
     } else {
         ReplaySpeed::CandlesPerSecond(config.replay.speed)
     };
-    Ok(ReplayFeed::new(series)
-        .with_speed(speed)
-        .with_start_at(config.replay.start_at))
+    Ok(ReplayFeed::new(series).with_speed(speed).with_start_at(config.replay.start_at))
 }
 
 impl Application {
@@ -125,13 +116,7 @@ impl Application {
         ));
 
         let (feed_tx, feed_rx) = mpsc::channel(4096);
-        tasks.spawn(pump(
-            feed_rx,
-            tick_tx,
-            bus.clone(),
-            metrics.clone(),
-            clock.clone(),
-        ));
+        tasks.spawn(pump(feed_rx, tick_tx, bus.clone(), metrics.clone(), clock.clone()));
         let feed_shutdown = shutdown.clone();
         tasks.spawn(async move {
             // When the replay ends its channel closes; the monitor announces the end once it has applied every tick.
@@ -146,30 +131,17 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(&config.bind)
             .await
             .with_context(|| format!("could not listen on {}", config.bind))?;
-        let address = listener
-            .local_addr()
-            .context("listener has no local address")?;
-        let app = http::router(http::HttpState {
-            store: store.clone(),
-            metrics: metrics.clone(),
-        });
+        let address = listener.local_addr().context("listener has no local address")?;
+        let app = http::router(http::HttpState { store: store.clone(), metrics: metrics.clone() });
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
-            let server =
-                axum::serve(listener, app).with_graceful_shutdown(http_shutdown.cancelled_owned());
+            let server = axum::serve(listener, app).with_graceful_shutdown(http_shutdown.cancelled_owned());
             if let Err(error) = server.await {
                 tracing::error!(%error, "http server failed");
             }
         });
         tracing::info!(%address, database = store.backend_name(), "signalpost started");
-        Ok(Application {
-            address,
-            store,
-            bus,
-            metrics,
-            shutdown,
-            tasks,
-        })
+        Ok(Application { address, store, bus, metrics, shutdown, tasks })
     }
 
     pub fn port(&self) -> u16 {
@@ -193,10 +165,7 @@ impl Application {
                 }
             }
         };
-        if tokio::time::timeout(Duration::from_secs(10), drain)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
             tracing::warn!("services did not stop within 10 s; aborting them");
             self.tasks.abort_all();
         }
@@ -225,18 +194,10 @@ async fn pump(
                     break;
                 }
             }
-            FeedEvent::CandleClosed {
-                symbol,
-                timeframe,
-                candle,
-            } => {
+            FeedEvent::CandleClosed { symbol, timeframe, candle } => {
                 metrics.candles_closed.inc();
-                let event = Event::CandleClosed {
-                    symbol: Symbol::clone(&symbol),
-                    timeframe,
-                    candle,
-                    closed_at: clock.now(),
-                };
+                let event =
+                    Event::CandleClosed { symbol: Symbol::clone(&symbol), timeframe, candle, closed_at: clock.now() };
                 if let Err(error) = bus.publish(event).await {
                     tracing::warn!(%error, "could not publish a candle close");
                 }

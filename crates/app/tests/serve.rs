@@ -3,27 +3,19 @@
 
 use bus::Event;
 use chrono::{DateTime, Utc};
-use domain::{
-    CloseReason, Lots, NewTrade, Price, Side, TradeResult, TradeStatus, TradeUpdateKind, UserId,
-};
+use domain::{CloseReason, Lots, NewTrade, Price, Side, TradeResult, TradeStatus, TradeUpdateKind, UserId};
 use rust_decimal_macros::dec;
 use std::time::Duration;
 use store::{NewUser, Role};
 use testkit::{AppOptions, spawn_app, spawn_app_on, write_candles};
 
 fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
 }
 
 async fn user(store: &std::sync::Arc<dyn store::Store>) -> UserId {
     store
-        .create_user(&NewUser {
-            discord_user_id: None,
-            display_name: "trader".into(),
-            role: Role::User,
-        })
+        .create_user(&NewUser { discord_user_id: None, display_name: "trader".into(), role: Role::User })
         .await
         .unwrap()
         .id
@@ -55,34 +47,10 @@ async fn open(
 
 /// EURUSD drifting up until the third candle reaches 1.0970.
 const EURUSD_RISING: &[(&str, &str, &str, &str, &str)] = &[
-    (
-        "2024-01-01T00:00:00Z",
-        "1.0850",
-        "1.0860",
-        "1.0830",
-        "1.0855",
-    ),
-    (
-        "2024-01-01T01:00:00Z",
-        "1.0855",
-        "1.0900",
-        "1.0840",
-        "1.0890",
-    ),
-    (
-        "2024-01-01T02:00:00Z",
-        "1.0890",
-        "1.0970",
-        "1.0880",
-        "1.0960",
-    ),
-    (
-        "2024-01-01T03:00:00Z",
-        "1.0960",
-        "1.0965",
-        "1.0940",
-        "1.0950",
-    ),
+    ("2024-01-01T00:00:00Z", "1.0850", "1.0860", "1.0830", "1.0855"),
+    ("2024-01-01T01:00:00Z", "1.0855", "1.0900", "1.0840", "1.0890"),
+    ("2024-01-01T02:00:00Z", "1.0890", "1.0970", "1.0880", "1.0960"),
+    ("2024-01-01T03:00:00Z", "1.0960", "1.0965", "1.0940", "1.0950"),
 ];
 
 #[tokio::test]
@@ -91,6 +59,7 @@ async fn healthz_and_metrics_answer() {
     let (mut app, _db) = spawn_app(AppOptions {
         replay_series: vec![format!("EURUSD:1h:{}", path.display())],
         replay_speed: 0.0,
+        ..AppOptions::default()
     })
     .await;
     let health = app.get("/healthz").await;
@@ -101,14 +70,8 @@ async fn healthz_and_metrics_answer() {
     let metrics = app.get("/metrics").await.text().await.unwrap();
     // 4 candles × 4 synthetic ticks each.
     assert!(metrics.contains("signalpost_ticks_total 16"), "{metrics}");
-    assert!(
-        metrics.contains("signalpost_candles_closed_total 4"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("signalpost_replay_finished 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("signalpost_candles_closed_total 4"), "{metrics}");
+    assert!(metrics.contains("signalpost_replay_finished 1"), "{metrics}");
     app.stop().await;
 }
 
@@ -117,34 +80,21 @@ async fn a_paper_trade_closes_at_its_take_profit_with_the_conventions_pnl() {
     let (url, _db) = testkit::db::fresh_database_url().await;
     let store = store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let trade = open(
-        &store,
-        "EURUSD",
-        Side::Long,
-        "1.0854",
-        "0.5",
-        "1.0800",
-        "1.0962",
-    )
-    .await;
+    let trade = open(&store, "EURUSD", Side::Long, "1.0854", "0.5", "1.0800", "1.0962").await;
     let (path, _dir) = write_candles(EURUSD_RISING);
     let mut app = spawn_app_on(
         &url,
         AppOptions {
             replay_series: vec![format!("EURUSD:1h:{}", path.display())],
             replay_speed: 0.0,
+            ..AppOptions::default()
         },
     )
     .await;
     let closed = app
-        .wait_for_event(
-            Duration::from_secs(30),
-            |e| matches!(e, Event::TradeClosed { trade: t } if t.id == trade.id),
-        )
+        .wait_for_event(Duration::from_secs(30), |e| matches!(e, Event::TradeClosed { trade: t } if t.id == trade.id))
         .await;
-    let Event::TradeClosed { trade: closed } = closed else {
-        unreachable!()
-    };
+    let Event::TradeClosed { trade: closed } = closed else { unreachable!() };
     assert_eq!(closed.status, TradeStatus::Closed);
     assert_eq!(closed.close_reason, Some(CloseReason::TpHit));
     assert_eq!(closed.exit_price, Some(Price::parse("1.0962").unwrap()));
@@ -158,18 +108,8 @@ async fn a_paper_trade_closes_at_its_take_profit_with_the_conventions_pnl() {
     );
     let stored = app.store.get_trade(trade.id).await.unwrap().unwrap();
     assert_eq!(stored, closed);
-    let kinds: Vec<_> = app
-        .store
-        .trade_updates(trade.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.kind)
-        .collect();
-    assert_eq!(
-        kinds,
-        vec![TradeUpdateKind::Opened, TradeUpdateKind::Closed]
-    );
+    let kinds: Vec<_> = app.store.trade_updates(trade.id).await.unwrap().into_iter().map(|u| u.kind).collect();
+    assert_eq!(kinds, vec![TradeUpdateKind::Opened, TradeUpdateKind::Closed]);
     app.stop().await;
 }
 
@@ -178,29 +118,15 @@ async fn a_candle_touching_both_levels_closes_at_the_stop_loss() {
     let (url, _db) = testkit::db::fresh_database_url().await;
     let store = store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let trade = open(
-        &store,
-        "USDJPY",
-        Side::Long,
-        "150.00",
-        "1",
-        "149.50",
-        "150.50",
-    )
-    .await;
+    let trade = open(&store, "USDJPY", Side::Long, "150.00", "1", "149.50", "150.50").await;
     // Bearish: the synthetic path goes up to 150.60 (past the TP) before down to 149.40 (past the SL).
-    let (path, _dir) = write_candles(&[(
-        "2024-01-01T00:00:00Z",
-        "150.10",
-        "150.60",
-        "149.40",
-        "149.60",
-    )]);
+    let (path, _dir) = write_candles(&[("2024-01-01T00:00:00Z", "150.10", "150.60", "149.40", "149.60")]);
     let mut app = spawn_app_on(
         &url,
         AppOptions {
             replay_series: vec![format!("USDJPY:1h:{}", path.display())],
             replay_speed: 0.0,
+            ..AppOptions::default()
         },
     )
     .await;
@@ -220,65 +146,24 @@ async fn a_restart_keeps_the_open_trade_and_closes_it_once() {
     let (url, _db) = testkit::db::fresh_database_url().await;
     let store = store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let trade = open(
-        &store,
-        "EURUSD",
-        Side::Short,
-        "1.0854",
-        "0.1",
-        "1.0900",
-        "1.0800",
-    )
-    .await;
+    let trade = open(&store, "EURUSD", Side::Short, "1.0854", "0.1", "1.0900", "1.0800").await;
     let (quiet, _d1) = write_candles(&[
-        (
-            "2024-01-01T00:00:00Z",
-            "1.0850",
-            "1.0870",
-            "1.0830",
-            "1.0855",
-        ),
-        (
-            "2024-01-01T01:00:00Z",
-            "1.0855",
-            "1.0880",
-            "1.0820",
-            "1.0830",
-        ),
+        ("2024-01-01T00:00:00Z", "1.0850", "1.0870", "1.0830", "1.0855"),
+        ("2024-01-01T01:00:00Z", "1.0855", "1.0880", "1.0820", "1.0830"),
     ]);
     let (falling, _d2) = write_candles(&[
-        (
-            "2024-01-01T02:00:00Z",
-            "1.0830",
-            "1.0840",
-            "1.0790",
-            "1.0795",
-        ),
-        (
-            "2024-01-01T03:00:00Z",
-            "1.0795",
-            "1.0800",
-            "1.0700",
-            "1.0710",
-        ),
+        ("2024-01-01T02:00:00Z", "1.0830", "1.0840", "1.0790", "1.0795"),
+        ("2024-01-01T03:00:00Z", "1.0795", "1.0800", "1.0700", "1.0710"),
     ]);
     let series = |p: &std::path::Path| AppOptions {
         replay_series: vec![format!("EURUSD:1h:{}", p.display())],
         replay_speed: 0.0,
+        ..AppOptions::default()
     };
 
     let mut first = spawn_app_on(&url, series(&quiet)).await;
     first.wait_for_replay_end().await;
-    assert_eq!(
-        first
-            .store
-            .get_trade(trade.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        TradeStatus::Open
-    );
+    assert_eq!(first.store.get_trade(trade.id).await.unwrap().unwrap().status, TradeStatus::Open);
     first.stop().await;
 
     let mut second = spawn_app_on(&url, series(&falling)).await;
@@ -293,29 +178,17 @@ async fn a_restart_keeps_the_open_trade_and_closes_it_once() {
     let mut third = spawn_app_on(&url, series(&falling)).await;
     third.wait_for_replay_end().await;
     let updates = third.store.trade_updates(trade.id).await.unwrap();
-    assert_eq!(
-        updates
-            .iter()
-            .filter(|u| u.kind == TradeUpdateKind::Closed)
-            .count(),
-        1
-    );
-    assert_eq!(
-        third.store.get_trade(trade.id).await.unwrap().unwrap(),
-        closed
-    );
+    assert_eq!(updates.iter().filter(|u| u.kind == TradeUpdateKind::Closed).count(), 1);
+    assert_eq!(third.store.get_trade(trade.id).await.unwrap().unwrap(), closed);
     third.stop().await;
 }
 
 #[tokio::test]
 async fn an_unreachable_database_is_a_clear_error_not_a_panic() {
     let mut config = signalpost::Config::default();
-    config.database_url =
-        signalpost::config::Secret::new("postgres://signalpost:hunter2@127.0.0.1:1/nowhere");
+    config.database_url = signalpost::config::Secret::new("postgres://signalpost:hunter2@127.0.0.1:1/nowhere");
     config.bind = "127.0.0.1:0".into();
-    let err = signalpost::Application::build(config, std::sync::Arc::new(domain::SystemClock))
-        .await
-        .unwrap_err();
+    let err = signalpost::Application::build(config, std::sync::Arc::new(domain::SystemClock)).await.unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("could not connect to the database"), "{text}");
     assert!(!text.contains("hunter2"), "the password leaked: {text}");
@@ -324,13 +197,7 @@ async fn an_unreachable_database_is_a_clear_error_not_a_panic() {
 #[tokio::test]
 async fn a_malformed_replay_file_names_the_file_and_line() {
     let (path, _dir) = write_candles(&[
-        (
-            "2024-01-01T00:00:00Z",
-            "1.0850",
-            "1.0860",
-            "1.0830",
-            "1.0855",
-        ),
+        ("2024-01-01T00:00:00Z", "1.0850", "1.0860", "1.0830", "1.0855"),
         ("2024-01-01T01:00:00Z", "1.0855", "oops", "1.0840", "1.0890"),
     ]);
     let (url, _db) = testkit::db::fresh_database_url().await;
@@ -338,12 +205,46 @@ async fn a_malformed_replay_file_names_the_file_and_line() {
     config.database_url = signalpost::config::Secret::new(url);
     config.bind = "127.0.0.1:0".into();
     config.replay.series = vec![format!("EURUSD:1h:{}", path.display())];
-    let err = signalpost::Application::build(config, std::sync::Arc::new(domain::SystemClock))
-        .await
-        .unwrap_err();
+    let err = signalpost::Application::build(config, std::sync::Arc::new(domain::SystemClock)).await.unwrap_err();
     let text = format!("{err:#}");
-    assert!(
-        text.contains("candles.csv") && text.contains("line 3"),
-        "{text}"
-    );
+    assert!(text.contains("candles.csv") && text.contains("line 3"), "{text}");
+}
+
+#[tokio::test]
+async fn real_ticks_inside_a_candle_decide_which_level_came_first() {
+    let (url, _db) = testkit::db::fresh_database_url().await;
+    let store = store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let trade = open(&store, "EURUSD", Side::Long, "1.0854", "0.5", "1.0800", "1.0962").await;
+    // A falling candle that touched both levels: from candles alone the stop loss would count.
+    let (candles, _dir) = write_candles(&[("2024-01-01T00:00:00Z", "1.0850", "1.0970", "1.0790", "1.0800")]);
+    // The real ticks say the take profit came first.
+    let ticks = _dir.path().join("ticks.csv");
+    std::fs::write(
+        &ticks,
+        "time,bid,ask\n\
+         2024-01-01T00:00:01Z,1.0850,1.0851\n\
+         2024-01-01T00:10:00Z,1.0963,1.0964\n\
+         2024-01-01T00:40:00Z,1.0790,1.0791\n\
+         2024-01-01T00:59:00Z,1.0800,1.0801\n",
+    )
+    .unwrap();
+    let mut app = spawn_app_on(
+        &url,
+        AppOptions {
+            replay_series: vec![format!("EURUSD:1h:{}", candles.display())],
+            replay_ticks: vec![format!("EURUSD:{}", ticks.display())],
+            replay_speed: 0.0,
+        },
+    )
+    .await;
+    app.wait_for_replay_end().await;
+    let closed = app.store.get_trade(trade.id).await.unwrap().unwrap();
+    assert_eq!(closed.close_reason, Some(CloseReason::TpHit));
+    // A real tick fills at its own price: the bid, for a long.
+    assert_eq!(closed.exit_price, Some(Price::parse("1.0963").unwrap()));
+    assert_eq!(closed.pips, Some(dec!(109)));
+    assert_eq!(closed.profit, Some(dec!(545)));
+    assert_eq!(closed.closed_at, Some(at("2024-01-01T00:10:00Z")));
+    app.stop().await;
 }

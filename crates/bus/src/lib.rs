@@ -47,9 +47,7 @@ impl Event {
             Event::TradeOpened { .. } => "trades.opened".into(),
             Event::TradeClosed { .. } => "trades.closed".into(),
             Event::TradeCancelled { .. } => "trades.cancelled".into(),
-            Event::CandleClosed {
-                symbol, timeframe, ..
-            } => format!("candles.{symbol}.{timeframe}"),
+            Event::CandleClosed { symbol, timeframe, .. } => format!("candles.{symbol}.{timeframe}"),
             Event::FeedFinished { feed } => format!("feeds.{feed}.finished"),
         }
     }
@@ -137,14 +135,7 @@ pub mod contract {
         Event::CandleClosed {
             symbol: Symbol::normalize("EURUSD"),
             timeframe: Timeframe::H1,
-            candle: Candle {
-                time,
-                open: one,
-                high: one,
-                low: one,
-                close: one,
-                volume: rust_decimal::Decimal::ZERO,
-            },
+            candle: Candle { time, open: one, high: one, low: one, close: one, volume: rust_decimal::Decimal::ZERO },
             closed_at: time,
         }
     }
@@ -173,10 +164,7 @@ pub mod contract {
         bus.publish(candle_event(100)).await.unwrap();
         let mut sub = bus.subscribe().await.unwrap();
         bus.publish(candle_event(101)).await.unwrap();
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next()).await.unwrap().unwrap();
         assert_eq!(got, candle_event(101));
     }
 }
@@ -202,9 +190,7 @@ mod tests {
     }
 
     fn contract_event(n: i64) -> Event {
-        let mut e = Event::TradeCancelled {
-            trade: sample_trade(),
-        };
+        let mut e = Event::TradeCancelled { trade: sample_trade() };
         if let Event::TradeCancelled { trade } = &mut e {
             trade.id = domain::TradeId(n);
         }
@@ -228,10 +214,7 @@ mod tests {
 
     /// A prefix no other test run uses, so parallel runs on one server never see each other's events.
     fn unique_prefix() -> String {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         format!("test-{}-{nanos}", std::process::id())
     }
 
@@ -241,45 +224,28 @@ mod tests {
             println!("skipped: TEST_NATS_URL is unset, so the NATS bus contract did not run");
             return;
         };
-        let bus = NatsBus::connect(&url, &unique_prefix())
-            .await
-            .expect("NATS with JetStream answers");
+        let bus = NatsBus::connect(&url, &unique_prefix()).await.expect("NATS with JetStream answers");
         contract::delivers_in_order_to_every_subscriber(&bus).await;
         contract::later_subscribers_start_from_now(&bus).await;
         // A second process on the same prefix sees the first one's events.
         let prefix = unique_prefix();
-        let (a, b) = (
-            NatsBus::connect(&url, &prefix).await.unwrap(),
-            NatsBus::connect(&url, &prefix).await.unwrap(),
-        );
+        let (a, b) = (NatsBus::connect(&url, &prefix).await.unwrap(), NatsBus::connect(&url, &prefix).await.unwrap());
         let mut sub = b.subscribe().await.unwrap();
-        let sent = Event::TradeOpened {
-            trade: sample_trade(),
-        };
+        let sent = Event::TradeOpened { trade: sample_trade() };
         a.publish(sent.clone()).await.unwrap();
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next()).await.unwrap().unwrap();
         assert_eq!(got, sent);
     }
 
     #[tokio::test]
     async fn an_unreachable_nats_is_a_clear_error() {
-        let err = NatsBus::connect("nats://127.0.0.1:1", "x")
-            .await
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("could not connect to NATS"),
-            "{err}"
-        );
+        let err = NatsBus::connect("nats://127.0.0.1:1", "x").await.unwrap_err();
+        assert!(err.to_string().contains("could not connect to NATS"), "{err}");
     }
 
     #[test]
     fn events_round_trip_through_json() {
-        let e = Event::TradeOpened {
-            trade: sample_trade(),
-        };
+        let e = Event::TradeOpened { trade: sample_trade() };
         let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(back, e);
         assert_eq!(e.subject(), "trades.opened");

@@ -18,10 +18,7 @@ pub struct NatsBus {
 
 impl std::fmt::Debug for NatsBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsBus")
-            .field("stream", &self.stream_name)
-            .field("prefix", &self.prefix)
-            .finish()
+        f.debug_struct("NatsBus").field("stream", &self.stream_name).field("prefix", &self.prefix).finish()
     }
 }
 
@@ -33,14 +30,8 @@ impl NatsBus {
     /// Connects and makes sure the stream exists. `prefix` separates deployments (and tests) sharing one
     /// server: subjects are `<prefix>.trades.opened` and so on, in the stream `<PREFIX>_EVENTS`.
     pub async fn connect(url: &str, prefix: &str) -> Result<NatsBus, BusError> {
-        if prefix.is_empty()
-            || !prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(BusError::Transport(format!(
-                "bus prefix {prefix:?} must be letters, digits, _ or -"
-            )));
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(BusError::Transport(format!("bus prefix {prefix:?} must be letters, digits, _ or -")));
         }
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
@@ -60,11 +51,7 @@ impl NatsBus {
             })
             .await
             .map_err(|e| transport("could not create the JetStream stream", e))?;
-        Ok(NatsBus {
-            context,
-            stream_name,
-            prefix: prefix.to_string(),
-        })
+        Ok(NatsBus { context, stream_name, prefix: prefix.to_string() })
     }
 }
 
@@ -116,10 +103,7 @@ impl Bus for NatsBus {
             })
             .await
             .map_err(|e| transport("could not create a consumer", e))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| transport("could not start consuming", e))?;
+        let messages = consumer.messages().await.map_err(|e| transport("could not start consuming", e))?;
         Ok(Box::new(NatsSubscription { messages }))
     }
 }

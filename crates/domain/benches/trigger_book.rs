@@ -4,9 +4,7 @@
 //! (RSS growth while building the book, so allocator overhead counts) before the timing runs.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
-use domain::{
-    FixedPrice, InstrumentRegistry, Price, Side, TradeId, Trigger, TriggerBook, WatchedTrade,
-};
+use domain::{FixedPrice, InstrumentRegistry, Price, Side, TradeId, Trigger, TriggerBook, WatchedTrade};
 use rust_decimal::Decimal;
 
 const TRADES: usize = 100_000;
@@ -39,11 +37,7 @@ fn trades() -> Vec<WatchedTrade> {
         .map(|n| {
             let i = n % INSTRUMENTS;
             let entry = start_price(i) + rng.range(-300, 300);
-            let side = if rng.next().is_multiple_of(2) {
-                Side::Long
-            } else {
-                Side::Short
-            };
+            let side = if rng.next().is_multiple_of(2) { Side::Long } else { Side::Short };
             let (sl_dist, tp_dist) = (rng.range(20, 400), rng.range(20, 800));
             let (sl, tp) = match side {
                 Side::Long => (entry - sl_dist, entry + tp_dist),
@@ -71,11 +65,7 @@ fn ticks() -> Vec<(u16, FixedPrice, FixedPrice)> {
             let i = (rng.next() % INSTRUMENTS as u64) as usize;
             mids[i] += rng.range(-3, 4);
             let bid = mids[i] * 1000;
-            (
-                registry.all()[i].index,
-                FixedPrice(bid),
-                FixedPrice(bid + 1000),
-            )
+            (registry.all()[i].index, FixedPrice(bid), FixedPrice(bid + 1000))
         })
         .collect()
 }
@@ -130,11 +120,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(TICKS as u64));
     group.bench_function("100k_trades_1M_ticks_20_instruments", |b| {
-        b.iter_batched(
-            || build(&trades),
-            |mut book| run(&mut book, &ticks),
-            BatchSize::LargeInput,
-        )
+        b.iter_batched(|| build(&trades), |mut book| run(&mut book, &ticks), BatchSize::LargeInput)
     });
     group.finish();
 }

@@ -22,11 +22,8 @@ impl FixedPrice {
     }
 
     pub fn to_price(self) -> Price {
-        Price::new(rust_decimal::Decimal::new(
-            self.0,
-            crate::price::MAX_PRICE_SCALE,
-        ))
-        .expect("a FixedPrice is only ever made from a valid Price")
+        Price::new(rust_decimal::Decimal::new(self.0, crate::price::MAX_PRICE_SCALE))
+            .expect("a FixedPrice is only ever made from a valid Price")
     }
 }
 
@@ -76,12 +73,7 @@ struct Ladder {
 
 impl Default for Ladder {
     fn default() -> Self {
-        Ladder {
-            falling: BTreeSet::new(),
-            rising: BTreeSet::new(),
-            highest_falling: i64::MIN,
-            lowest_rising: i64::MAX,
-        }
+        Ladder { falling: BTreeSet::new(), rising: BTreeSet::new(), highest_falling: i64::MIN, lowest_rising: i64::MAX }
     }
 }
 
@@ -191,11 +183,7 @@ impl TriggerBook {
         }
         let (on_ask, sl_falls, tp_falls) = placement(trade.side);
         let ladders = &mut self.instruments[index];
-        let ladder = if on_ask {
-            &mut ladders.ask
-        } else {
-            &mut ladders.bid
-        };
+        let ladder = if on_ask { &mut ladders.ask } else { &mut ladders.bid };
         if slot.stop_loss != 0 {
             ladder.insert(sl_falls, slot.stop_loss, trade.id.0);
         }
@@ -212,11 +200,7 @@ impl TriggerBook {
         };
         let (on_ask, sl_falls, tp_falls) = placement(slot.side);
         let ladders = &mut self.instruments[slot.instrument as usize];
-        let ladder = if on_ask {
-            &mut ladders.ask
-        } else {
-            &mut ladders.bid
-        };
+        let ladder = if on_ask { &mut ladders.ask } else { &mut ladders.bid };
         if slot.stop_loss != 0 {
             ladder.remove(sl_falls, slot.stop_loss, id.0);
         }
@@ -229,13 +213,7 @@ impl TriggerBook {
     /// Applies a tick and appends every trade whose stop loss or take profit it reached. Those trades are
     /// no longer watched: each fires once.
     #[inline]
-    pub fn on_tick(
-        &mut self,
-        instrument: u16,
-        bid: FixedPrice,
-        ask: FixedPrice,
-        fired: &mut Vec<Trigger>,
-    ) {
+    pub fn on_tick(&mut self, instrument: u16, bid: FixedPrice, ask: FixedPrice, fired: &mut Vec<Trigger>) {
         let Some(ladders) = self.instruments.get_mut(instrument as usize) else {
             return;
         };
@@ -251,32 +229,16 @@ impl TriggerBook {
                 continue;
             };
             let (on_ask, sl_falls, tp_falls) = placement(slot.side);
-            let ladder = if on_ask {
-                &mut ladders.ask
-            } else {
-                &mut ladders.bid
-            };
+            let ladder = if on_ask { &mut ladders.ask } else { &mut ladders.bid };
             // A valid trade's stop loss and take profit differ, so the level says which one fired.
-            let kind = if slot.stop_loss == level {
-                TriggerKind::StopLoss
-            } else {
-                TriggerKind::TakeProfit
-            };
+            let kind = if slot.stop_loss == level { TriggerKind::StopLoss } else { TriggerKind::TakeProfit };
             // The other level of the same trade is still in a ladder; take it out too.
             match kind {
-                TriggerKind::StopLoss if slot.take_profit != 0 => {
-                    ladder.remove(tp_falls, slot.take_profit, id)
-                }
-                TriggerKind::TakeProfit if slot.stop_loss != 0 => {
-                    ladder.remove(sl_falls, slot.stop_loss, id)
-                }
+                TriggerKind::StopLoss if slot.take_profit != 0 => ladder.remove(tp_falls, slot.take_profit, id),
+                TriggerKind::TakeProfit if slot.stop_loss != 0 => ladder.remove(sl_falls, slot.stop_loss, id),
                 _ => {}
             }
-            fired.push(Trigger {
-                trade: TradeId(id),
-                kind,
-                level: FixedPrice(level),
-            });
+            fired.push(Trigger { trade: TradeId(id), kind, level: FixedPrice(level) });
         }
     }
 }
@@ -314,24 +276,10 @@ mod tests {
         let mut fired = Vec::new();
         // The ask rises to the short's stop, the bid does not reach the long's take profit.
         book.on_tick(0, fixed(10899), fixed(10901), &mut fired);
-        assert_eq!(
-            fired,
-            vec![Trigger {
-                trade: TradeId(2),
-                kind: TriggerKind::StopLoss,
-                level: fixed(10900)
-            }]
-        );
+        assert_eq!(fired, vec![Trigger { trade: TradeId(2), kind: TriggerKind::StopLoss, level: fixed(10900) }]);
         fired.clear();
         book.on_tick(0, fixed(10962), fixed(10963), &mut fired);
-        assert_eq!(
-            fired,
-            vec![Trigger {
-                trade: TradeId(1),
-                kind: TriggerKind::TakeProfit,
-                level: fixed(10962)
-            }]
-        );
+        assert_eq!(fired, vec![Trigger { trade: TradeId(1), kind: TriggerKind::TakeProfit, level: fixed(10962) }]);
         assert!(book.is_empty());
         fired.clear();
         book.on_tick(0, fixed(10000), fixed(10000), &mut fired);
@@ -370,10 +318,7 @@ mod tests {
     fn fixed_price_round_trips() {
         let p = Price::parse("64123.12345678").unwrap();
         assert_eq!(FixedPrice::from_price(p).to_price(), p);
-        assert_eq!(
-            FixedPrice::from_price(Price::parse("1.5").unwrap()).0,
-            150_000_000
-        );
+        assert_eq!(FixedPrice::from_price(Price::parse("1.5").unwrap()).0, 150_000_000);
     }
 
     #[derive(Debug, Clone)]
@@ -444,11 +389,7 @@ pub fn resolve_fill(
         Side::Long => range.low <= sl.value(),
         Side::Short => range.high >= sl.value(),
     });
-    let kind = if kind == TriggerKind::TakeProfit && stop_touched {
-        TriggerKind::StopLoss
-    } else {
-        kind
-    };
+    let kind = if kind == TriggerKind::TakeProfit && stop_touched { TriggerKind::StopLoss } else { kind };
     let level = match kind {
         TriggerKind::StopLoss => stop_loss,
         TriggerKind::TakeProfit => take_profit,
@@ -457,12 +398,8 @@ pub fn resolve_fill(
         return (kind, tick.exit_price(side));
     };
     let gapped = match (side, kind) {
-        (Side::Long, TriggerKind::StopLoss) | (Side::Short, TriggerKind::TakeProfit) => {
-            level.value().min(range.open)
-        }
-        (Side::Long, TriggerKind::TakeProfit) | (Side::Short, TriggerKind::StopLoss) => {
-            level.value().max(range.open)
-        }
+        (Side::Long, TriggerKind::StopLoss) | (Side::Short, TriggerKind::TakeProfit) => level.value().min(range.open),
+        (Side::Long, TriggerKind::TakeProfit) | (Side::Short, TriggerKind::StopLoss) => level.value().max(range.open),
     };
     (kind, Price::new(gapped).unwrap_or(level))
 }
@@ -475,11 +412,7 @@ mod fill_tests {
 
     fn tick(
         price: rust_decimal::Decimal,
-        range: Option<(
-            rust_decimal::Decimal,
-            rust_decimal::Decimal,
-            rust_decimal::Decimal,
-        )>,
+        range: Option<(rust_decimal::Decimal, rust_decimal::Decimal, rust_decimal::Decimal)>,
     ) -> Tick {
         let p = Price::new(price).unwrap();
         Tick {
@@ -498,58 +431,25 @@ mod fill_tests {
     #[test]
     fn a_candle_touching_both_levels_counts_the_stop_loss() {
         // Long 1.0850, SL 1.0800, TP 1.0900; a bearish candle reaches 1.0910 first, then 1.0790.
-        let t = tick(
-            dec!(1.0910),
-            Some((dec!(1.0850), dec!(1.0910), dec!(1.0790))),
-        );
-        let (kind, price) = resolve_fill(
-            Side::Long,
-            px(dec!(1.08)),
-            px(dec!(1.09)),
-            TriggerKind::TakeProfit,
-            &t,
-        );
+        let t = tick(dec!(1.0910), Some((dec!(1.0850), dec!(1.0910), dec!(1.0790))));
+        let (kind, price) = resolve_fill(Side::Long, px(dec!(1.08)), px(dec!(1.09)), TriggerKind::TakeProfit, &t);
         assert_eq!((kind, price.value()), (TriggerKind::StopLoss, dec!(1.08)));
     }
 
     #[test]
     fn synthetic_fills_at_the_level_unless_the_open_gapped_past_it() {
-        let t = tick(
-            dec!(1.0910),
-            Some((dec!(1.0850), dec!(1.0910), dec!(1.0840))),
-        );
-        let (kind, price) = resolve_fill(
-            Side::Long,
-            px(dec!(1.08)),
-            px(dec!(1.09)),
-            TriggerKind::TakeProfit,
-            &t,
-        );
+        let t = tick(dec!(1.0910), Some((dec!(1.0850), dec!(1.0910), dec!(1.0840))));
+        let (kind, price) = resolve_fill(Side::Long, px(dec!(1.08)), px(dec!(1.09)), TriggerKind::TakeProfit, &t);
         assert_eq!((kind, price.value()), (TriggerKind::TakeProfit, dec!(1.09)));
-        let gap = tick(
-            dec!(1.0750),
-            Some((dec!(1.0760), dec!(1.0770), dec!(1.0750))),
-        );
-        let (kind, price) = resolve_fill(
-            Side::Long,
-            px(dec!(1.08)),
-            px(dec!(1.09)),
-            TriggerKind::StopLoss,
-            &gap,
-        );
+        let gap = tick(dec!(1.0750), Some((dec!(1.0760), dec!(1.0770), dec!(1.0750))));
+        let (kind, price) = resolve_fill(Side::Long, px(dec!(1.08)), px(dec!(1.09)), TriggerKind::StopLoss, &gap);
         assert_eq!((kind, price.value()), (TriggerKind::StopLoss, dec!(1.076)));
     }
 
     #[test]
     fn real_ticks_fill_at_their_own_price() {
         let t = tick(dec!(1.0795), None);
-        let (kind, price) = resolve_fill(
-            Side::Long,
-            px(dec!(1.08)),
-            px(dec!(1.09)),
-            TriggerKind::StopLoss,
-            &t,
-        );
+        let (kind, price) = resolve_fill(Side::Long, px(dec!(1.08)), px(dec!(1.09)), TriggerKind::StopLoss, &t);
         assert_eq!((kind, price.value()), (TriggerKind::StopLoss, dec!(1.0795)));
     }
 }

@@ -13,12 +13,7 @@ pub struct Symbol(String);
 impl Symbol {
     /// Canonicalises what people type: `eur/usd`, `EUR-USD` and `EURUSD` are the same symbol.
     pub fn normalize(text: &str) -> Symbol {
-        Symbol(
-            text.chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .map(|c| c.to_ascii_uppercase())
-                .collect(),
-        )
+        Symbol(text.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect())
     }
 
     pub fn as_str(&self) -> &str {
@@ -65,18 +60,13 @@ pub struct UnknownInstrument {
 }
 
 fn suggestion_text(suggestions: &[String]) -> String {
-    if suggestions.is_empty() {
-        String::new()
-    } else {
-        format!("; did you mean {}?", suggestions.join(", "))
-    }
+    if suggestions.is_empty() { String::new() } else { format!("; did you mean {}?", suggestions.join(", ")) }
 }
 
 const FOREX: &[&str] = &[
-    "EURUSD", "GBPUSD", "AUDUSD", "NZDUSD", "USDCAD", "USDCHF", "USDJPY", "EURGBP", "EURJPY",
-    "EURCHF", "EURAUD", "EURCAD", "EURNZD", "GBPJPY", "GBPCHF", "GBPAUD", "GBPCAD", "GBPNZD",
-    "AUDJPY", "AUDCHF", "AUDCAD", "AUDNZD", "NZDJPY", "NZDCHF", "NZDCAD", "CADJPY", "CADCHF",
-    "CHFJPY",
+    "EURUSD", "GBPUSD", "AUDUSD", "NZDUSD", "USDCAD", "USDCHF", "USDJPY", "EURGBP", "EURJPY", "EURCHF", "EURAUD",
+    "EURCAD", "EURNZD", "GBPJPY", "GBPCHF", "GBPAUD", "GBPCAD", "GBPNZD", "AUDJPY", "AUDCHF", "AUDCAD", "AUDNZD",
+    "NZDJPY", "NZDCHF", "NZDCAD", "CADJPY", "CADCHF", "CHFJPY",
 ];
 
 /// (base, price precision) of the USDT-quoted crypto pairs.
@@ -95,10 +85,8 @@ const CRYPTO: &[(&str, u32)] = &[
     ("TRX", 5),
 ];
 
-const STOCKS: &[&str] = &[
-    "AAPL", "MSFT", "GOOG", "GOOGL", "AMZN", "META", "NVDA", "TSLA", "AMD", "NFLX", "INTC", "JPM",
-    "SPY", "QQQ",
-];
+const STOCKS: &[&str] =
+    &["AAPL", "MSFT", "GOOG", "GOOGL", "AMZN", "META", "NVDA", "TSLA", "AMD", "NFLX", "INTC", "JPM", "SPY", "QQQ"];
 
 /// Every instrument Signalpost trades, looked up by symbol.
 #[derive(Debug)]
@@ -143,75 +131,25 @@ impl InstrumentRegistry {
                 AssetClass::Forex,
                 base,
                 quote,
-                Some(if jpy {
-                    Decimal::new(1, 2)
-                } else {
-                    Decimal::new(1, 4)
-                }),
+                Some(if jpy { Decimal::new(1, 2) } else { Decimal::new(1, 4) }),
                 Decimal::from(100_000),
                 if jpy { 3 } else { 5 },
             );
         }
-        push(
-            "XAUUSD".into(),
-            AssetClass::Metal,
-            "XAU",
-            "USD",
-            Some(Decimal::new(1, 1)),
-            Decimal::from(100),
-            2,
-        );
-        push(
-            "XAGUSD".into(),
-            AssetClass::Metal,
-            "XAG",
-            "USD",
-            Some(Decimal::new(1, 2)),
-            Decimal::from(5_000),
-            3,
-        );
+        push("XAUUSD".into(), AssetClass::Metal, "XAU", "USD", Some(Decimal::new(1, 1)), Decimal::from(100), 2);
+        push("XAGUSD".into(), AssetClass::Metal, "XAG", "USD", Some(Decimal::new(1, 2)), Decimal::from(5_000), 3);
         for (base, precision) in CRYPTO {
-            push(
-                format!("{base}USDT"),
-                AssetClass::Crypto,
-                base,
-                "USDT",
-                None,
-                Decimal::ONE,
-                *precision,
-            );
+            push(format!("{base}USDT"), AssetClass::Crypto, base, "USDT", None, Decimal::ONE, *precision);
         }
         // Dollar-quoted crypto as spot venues such as Coinbase and Bitstamp list it.
         for (base, precision) in [("BTC", 2), ("ETH", 2)] {
-            push(
-                format!("{base}USD"),
-                AssetClass::Crypto,
-                base,
-                "USD",
-                None,
-                Decimal::ONE,
-                precision,
-            );
+            push(format!("{base}USD"), AssetClass::Crypto, base, "USD", None, Decimal::ONE, precision);
         }
         for ticker in STOCKS {
-            push(
-                ticker.to_string(),
-                AssetClass::Stock,
-                ticker,
-                "USD",
-                None,
-                Decimal::ONE,
-                2,
-            );
+            push(ticker.to_string(), AssetClass::Stock, ticker, "USD", None, Decimal::ONE, 2);
         }
-        let by_symbol = instruments
-            .iter()
-            .map(|i| (i.symbol.clone(), i.index))
-            .collect();
-        InstrumentRegistry {
-            instruments,
-            by_symbol,
-        }
+        let by_symbol = instruments.iter().map(|i| (i.symbol.clone(), i.index)).collect();
+        InstrumentRegistry { instruments, by_symbol }
     }
 
     /// Looks an instrument up by any common spelling; an unknown name comes back with the closest names.
@@ -220,10 +158,7 @@ impl InstrumentRegistry {
         if let Some(&i) = self.by_symbol.get(&symbol) {
             return Ok(&self.instruments[i as usize]);
         }
-        Err(UnknownInstrument {
-            name: name.trim().to_string(),
-            suggestions: self.closest(symbol.as_str()),
-        })
+        Err(UnknownInstrument { name: name.trim().to_string(), suggestions: self.closest(symbol.as_str()) })
     }
 
     pub fn by_index(&self, index: u16) -> Option<&Instrument> {
@@ -238,20 +173,11 @@ impl InstrumentRegistry {
         let mut scored: Vec<(usize, &str)> = self
             .instruments
             .iter()
-            .map(|i| {
-                (
-                    strsim::damerau_levenshtein(wanted, i.symbol.as_str()),
-                    i.symbol.as_str(),
-                )
-            })
+            .map(|i| (strsim::damerau_levenshtein(wanted, i.symbol.as_str()), i.symbol.as_str()))
             .filter(|(d, _)| *d <= 3)
             .collect();
         scored.sort();
-        scored
-            .into_iter()
-            .take(3)
-            .map(|(_, s)| s.to_string())
-            .collect()
+        scored.into_iter().take(3).map(|(_, s)| s.to_string()).collect()
     }
 }
 
@@ -308,9 +234,7 @@ mod tests {
         let err = InstrumentRegistry::global().get("EURUDS").unwrap_err();
         assert!(err.suggestions.contains(&"EURUSD".to_string()), "{err}");
         assert!(err.to_string().contains("did you mean"), "{err}");
-        let err = InstrumentRegistry::global()
-            .get("ZZZZZZZZZZZZ")
-            .unwrap_err();
+        let err = InstrumentRegistry::global().get("ZZZZZZZZZZZZ").unwrap_err();
         assert!(err.suggestions.is_empty());
     }
 }

@@ -27,8 +27,7 @@ pub use signal::{Entry, Signal, SignalError, SignalSource};
 pub use time::{Clock, ManualClock, SystemClock};
 pub use timeframe::{Timeframe, UnknownTimeframe};
 pub use trade::{
-    CloseReason, Closing, NewTrade, Trade, TradeError, TradeRequest, TradeResult, TradeStatus,
-    TradeUpdateKind,
+    CloseReason, Closing, NewTrade, Trade, TradeError, TradeRequest, TradeResult, TradeStatus, TradeUpdateKind,
 };
 
 /// Which way a position makes money.

@@ -11,9 +11,7 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PnlError {
-    #[error(
-        "no price is known to convert {from} into {to}; a {from}{to} or {to}{from} quote is needed"
-    )]
+    #[error("no price is known to convert {from} into {to}; a {from}{to} or {to}{from} quote is needed")]
     NoConversionRate { from: String, to: String },
 }
 
@@ -81,26 +79,17 @@ impl RateBook {
         if let Some(rate) = self.mid(&format!("{quote}{account}")) {
             return Ok(amount * rate);
         }
-        if let Some(rate) = self
-            .mid(&format!("{account}{quote}"))
-            .filter(|r| !r.is_zero())
-        {
+        if let Some(rate) = self.mid(&format!("{account}{quote}")).filter(|r| !r.is_zero()) {
             return Ok(amount / rate);
         }
-        Err(PnlError::NoConversionRate {
-            from: quote.to_string(),
-            to: account.to_string(),
-        })
+        Err(PnlError::NoConversionRate { from: quote.to_string(), to: account.to_string() })
     }
 }
 
 /// Pips between two prices in the trade's favour (negative against it), to one decimal.
 pub fn pips(instrument: &Instrument, side: Side, entry: Price, exit: Price) -> Option<Decimal> {
     let change = (exit.value() - entry.value()) * side.direction();
-    instrument.to_pips(change).map(|p| {
-        p.round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero)
-            .normalize()
-    })
+    instrument.to_pips(change).map(|p| p.round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero).normalize())
 }
 
 /// Everything a closed position is reported with.
@@ -118,10 +107,7 @@ pub fn outcome(
     let profit = rates
         .to_account(profit_quote, instrument, exit, account)
         .ok()
-        .map(|p| {
-            p.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-                .normalize()
-        });
+        .map(|p| p.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero).normalize());
     let percent = (price_change / entry.value() * Decimal::ONE_HUNDRED)
         .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
     // The account-currency profit has the sign of the quote-currency profit, so the result never waits on a rate.
@@ -188,15 +174,7 @@ mod tests {
     fn cross_needs_a_rate_and_uses_it() {
         let eurgbp = InstrumentRegistry::global().get("EURGBP").unwrap();
         let lots = Lots::parse("1").unwrap();
-        let o = outcome(
-            eurgbp,
-            Side::Short,
-            p(dec!(0.8600)),
-            p(dec!(0.8500)),
-            lots,
-            &RateBook::default(),
-            "USD",
-        );
+        let o = outcome(eurgbp, Side::Short, p(dec!(0.8600)), p(dec!(0.8500)), lots, &RateBook::default(), "USD");
         assert_eq!(o.profit, None);
         assert_eq!(o.result, TradeResult::Win);
         assert!(matches!(
@@ -205,15 +183,7 @@ mod tests {
         ));
         let mut rates = RateBook::default();
         rates.set("GBPUSD", dec!(1.25));
-        let o = outcome(
-            eurgbp,
-            Side::Short,
-            p(dec!(0.8600)),
-            p(dec!(0.8500)),
-            lots,
-            &rates,
-            "USD",
-        );
+        let o = outcome(eurgbp, Side::Short, p(dec!(0.8600)), p(dec!(0.8500)), lots, &rates, "USD");
         assert_eq!(o.pips, Some(dec!(100)));
         assert_eq!(o.profit, Some(dec!(1250)));
     }

@@ -137,37 +137,19 @@ mod tests {
     fn price_parses_and_rejects() {
         assert_eq!(Price::parse(" 1.08540 ").unwrap().value(), dec!(1.0854));
         assert_eq!(Price::parse("2,345.5").unwrap().value(), dec!(2345.5));
-        assert!(matches!(
-            Price::parse("abc"),
-            Err(PriceError::NotANumber(_))
-        ));
+        assert!(matches!(Price::parse("abc"), Err(PriceError::NotANumber(_))));
         assert!(matches!(Price::parse("0"), Err(PriceError::NotPositive(_))));
-        assert!(matches!(
-            Price::parse("-1.2"),
-            Err(PriceError::NotPositive(_))
-        ));
-        assert!(matches!(
-            Price::parse("1.123456789"),
-            Err(PriceError::TooPrecise(_))
-        ));
+        assert!(matches!(Price::parse("-1.2"), Err(PriceError::NotPositive(_))));
+        assert!(matches!(Price::parse("1.123456789"), Err(PriceError::TooPrecise(_))));
     }
 
     #[test]
     fn lots_bounds_and_step() {
         assert!(Lots::parse("0.01").is_ok());
         assert!(Lots::parse("100").is_ok());
-        assert!(matches!(
-            Lots::parse("0.009"),
-            Err(PriceError::LotsOutOfRange(_))
-        ));
-        assert!(matches!(
-            Lots::parse("100.01"),
-            Err(PriceError::LotsOutOfRange(_))
-        ));
+        assert!(matches!(Lots::parse("0.009"), Err(PriceError::LotsOutOfRange(_))));
+        assert!(matches!(Lots::parse("100.01"), Err(PriceError::LotsOutOfRange(_))));
         assert!(matches!(Lots::parse("0.015"), Err(PriceError::LotsStep(_))));
-        assert!(matches!(
-            Lots::parse("lots"),
-            Err(PriceError::NotANumber(_))
-        ));
+        assert!(matches!(Lots::parse("lots"), Err(PriceError::NotANumber(_))));
     }
 }

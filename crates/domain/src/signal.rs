@@ -49,9 +49,7 @@ impl SignalSource {
         match text {
             "engine" => Some(SignalSource::Engine),
             "webhook" => Some(SignalSource::Webhook),
-            other => other
-                .strip_prefix("provider:")
-                .map(|c| SignalSource::Provider(c.to_string())),
+            other => other.strip_prefix("provider:").map(|c| SignalSource::Provider(c.to_string())),
         }
     }
 }
@@ -138,28 +136,17 @@ mod tests {
 
     #[test]
     fn zone_levels_checked_against_the_worst_edge() {
-        let zone = Entry::Zone {
-            low: Price::parse("100").unwrap(),
-            high: Price::parse("110").unwrap(),
-        };
+        let zone = Entry::Zone { low: Price::parse("100").unwrap(), high: Price::parse("110").unwrap() };
         assert!(signal(Side::Long, zone, "95", "120").validate().is_ok());
         assert!(signal(Side::Long, zone, "105", "120").validate().is_err());
         assert!(signal(Side::Short, zone, "115", "90").validate().is_ok());
         assert!(signal(Side::Short, zone, "115", "105").validate().is_err());
-        assert!(
-            signal(Side::Long, Entry::Market, "1", "2")
-                .validate()
-                .is_ok()
-        );
+        assert!(signal(Side::Long, Entry::Market, "1", "2").validate().is_ok());
     }
 
     #[test]
     fn source_round_trips() {
-        for s in [
-            SignalSource::Engine,
-            SignalSource::Webhook,
-            SignalSource::Provider("123".into()),
-        ] {
+        for s in [SignalSource::Engine, SignalSource::Webhook, SignalSource::Provider("123".into())] {
             assert_eq!(SignalSource::from_text(&s.to_text()), Some(s));
         }
     }

@@ -25,15 +25,8 @@ pub enum Timeframe {
 pub struct UnknownTimeframe(pub String);
 
 impl Timeframe {
-    pub const ALL: [Timeframe; 7] = [
-        Timeframe::M1,
-        Timeframe::M5,
-        Timeframe::M15,
-        Timeframe::M30,
-        Timeframe::H1,
-        Timeframe::H4,
-        Timeframe::D1,
-    ];
+    pub const ALL: [Timeframe; 7] =
+        [Timeframe::M1, Timeframe::M5, Timeframe::M15, Timeframe::M30, Timeframe::H1, Timeframe::H4, Timeframe::D1];
 
     pub fn seconds(self) -> i64 {
         match self {

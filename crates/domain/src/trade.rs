@@ -1,8 +1,8 @@
 //! Trades: one user's position, validated before it is stored, and closed or cancelled exactly once.
 
 use crate::{
-    InstrumentRegistry, Lots, NotificationId, Price, PriceError, Side, SignalId, Symbol, TradeId,
-    UnknownInstrument, UserId, pnl::Outcome,
+    InstrumentRegistry, Lots, NotificationId, Price, PriceError, Side, SignalId, Symbol, TradeId, UnknownInstrument,
+    UserId, pnl::Outcome,
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -57,23 +57,11 @@ pub enum TradeError {
     #[error(transparent)]
     Amount(#[from] PriceError),
     #[error("a {side} stop loss must be {} its entry {entry}, got {stop_loss}", if *side == Side::Long { "below" } else { "above" })]
-    StopLossWrongSide {
-        side: Side,
-        entry: Price,
-        stop_loss: Price,
-    },
+    StopLossWrongSide { side: Side, entry: Price, stop_loss: Price },
     #[error("a {side} take profit must be {} its entry {entry}, got {take_profit}", if *side == Side::Long { "above" } else { "below" })]
-    TakeProfitWrongSide {
-        side: Side,
-        entry: Price,
-        take_profit: Price,
-    },
+    TakeProfitWrongSide { side: Side, entry: Price, take_profit: Price },
     #[error("{symbol} is quoted to {places} decimal places; {price} has more")]
-    TooPrecise {
-        symbol: Symbol,
-        price: Price,
-        places: u32,
-    },
+    TooPrecise { symbol: Symbol, price: Price, places: u32 },
     #[error("trade {id} is {status}, not open")]
     NotOpen { id: TradeId, status: TradeStatus },
 }
@@ -118,11 +106,7 @@ pub fn check_levels(
             Side::Short => sl > entry,
         };
         if !ok {
-            return Err(TradeError::StopLossWrongSide {
-                side,
-                entry,
-                stop_loss: sl,
-            });
+            return Err(TradeError::StopLossWrongSide { side, entry, stop_loss: sl });
         }
     }
     if let Some(tp) = take_profit {
@@ -131,11 +115,7 @@ pub fn check_levels(
             Side::Short => tp < entry,
         };
         if !ok {
-            return Err(TradeError::TakeProfitWrongSide {
-                side,
-                entry,
-                take_profit: tp,
-            });
+            return Err(TradeError::TakeProfitWrongSide { side, entry, take_profit: tp });
         }
     }
     Ok(())
@@ -236,20 +216,8 @@ pub struct Closing {
 }
 
 impl Closing {
-    pub fn new(
-        exit_price: Price,
-        reason: CloseReason,
-        at: DateTime<Utc>,
-        outcome: &Outcome,
-    ) -> Closing {
-        Closing {
-            exit_price,
-            reason,
-            at,
-            result: outcome.result,
-            pips: outcome.pips,
-            profit: outcome.profit,
-        }
+    pub fn new(exit_price: Price, reason: CloseReason, at: DateTime<Utc>, outcome: &Outcome) -> Closing {
+        Closing { exit_price, reason, at, result: outcome.result, pips: outcome.pips, profit: outcome.profit }
     }
 }
 
@@ -281,10 +249,7 @@ impl Trade {
     /// open → closed, once. A second close is an error and changes nothing.
     pub fn close(&mut self, closing: &Closing) -> Result<(), TradeError> {
         if self.status != TradeStatus::Open {
-            return Err(TradeError::NotOpen {
-                id: self.id,
-                status: self.status,
-            });
+            return Err(TradeError::NotOpen { id: self.id, status: self.status });
         }
         self.status = TradeStatus::Closed;
         self.closed_at = Some(closing.at);
@@ -299,10 +264,7 @@ impl Trade {
     /// open → cancelled, once.
     pub fn cancel(&mut self, at: DateTime<Utc>) -> Result<(), TradeError> {
         if self.status != TradeStatus::Open {
-            return Err(TradeError::NotOpen {
-                id: self.id,
-                status: self.status,
-            });
+            return Err(TradeError::NotOpen { id: self.id, status: self.status });
         }
         self.status = TradeStatus::Cancelled;
         self.closed_at = Some(at);
@@ -316,31 +278,19 @@ mod tests {
     use crate::pnl::{RateBook, outcome};
 
     fn req<'a>(side: &'a str, entry: &'a str, sl: &'a str, tp: &'a str) -> TradeRequest<'a> {
-        TradeRequest {
-            symbol: "EURUSD",
-            side,
-            entry,
-            lots: "0.5",
-            stop_loss: Some(sl),
-            take_profit: Some(tp),
-        }
+        TradeRequest { symbol: "EURUSD", side, entry, lots: "0.5", stop_loss: Some(sl), take_profit: Some(tp) }
     }
 
     #[test]
     fn rejects_levels_on_the_wrong_side() {
         let now = Utc::now();
-        assert!(
-            NewTrade::parse(UserId(1), &req("long", "1.0854", "1.0800", "1.0962"), now).is_ok()
-        );
-        let err = NewTrade::parse(UserId(1), &req("long", "1.0854", "1.0900", "1.0962"), now)
-            .unwrap_err();
+        assert!(NewTrade::parse(UserId(1), &req("long", "1.0854", "1.0800", "1.0962"), now).is_ok());
+        let err = NewTrade::parse(UserId(1), &req("long", "1.0854", "1.0900", "1.0962"), now).unwrap_err();
         assert!(matches!(err, TradeError::StopLossWrongSide { .. }));
         assert!(err.to_string().contains("below"), "{err}");
-        let err = NewTrade::parse(UserId(1), &req("sell", "1.0854", "1.0900", "1.0962"), now)
-            .unwrap_err();
+        let err = NewTrade::parse(UserId(1), &req("sell", "1.0854", "1.0900", "1.0962"), now).unwrap_err();
         assert!(matches!(err, TradeError::TakeProfitWrongSide { .. }));
-        let err = NewTrade::parse(UserId(1), &req("long", "1.0854", "1.0854", "1.0962"), now)
-            .unwrap_err();
+        let err = NewTrade::parse(UserId(1), &req("long", "1.0854", "1.0854", "1.0962"), now).unwrap_err();
         assert!(matches!(err, TradeError::StopLossWrongSide { .. }));
     }
 
@@ -349,47 +299,29 @@ mod tests {
         let now = Utc::now();
         let mut r = req("long", "1.0854", "1.0800", "1.0962");
         r.lots = "150";
-        assert!(matches!(
-            NewTrade::parse(UserId(1), &r, now),
-            Err(TradeError::Amount(PriceError::LotsOutOfRange(_)))
-        ));
+        assert!(matches!(NewTrade::parse(UserId(1), &r, now), Err(TradeError::Amount(PriceError::LotsOutOfRange(_)))));
         r.lots = "1";
         r.symbol = "EURUSX";
         let err = NewTrade::parse(UserId(1), &r, now).unwrap_err();
         assert!(err.to_string().contains("EURUSD"), "{err}");
         r.symbol = "EURUSD";
         r.entry = "1.085401";
-        assert!(matches!(
-            NewTrade::parse(UserId(1), &r, now),
-            Err(TradeError::TooPrecise { .. })
-        ));
+        assert!(matches!(NewTrade::parse(UserId(1), &r, now), Err(TradeError::TooPrecise { .. })));
     }
 
     #[test]
     fn closes_exactly_once() {
         let now = Utc::now();
-        let new =
-            NewTrade::parse(UserId(1), &req("long", "1.0854", "1.0800", "1.0962"), now).unwrap();
+        let new = NewTrade::parse(UserId(1), &req("long", "1.0854", "1.0800", "1.0962"), now).unwrap();
         let mut trade = Trade::from_new(TradeId(7), new);
         let eurusd = InstrumentRegistry::global().get("EURUSD").unwrap();
         let exit = Price::parse("1.0962").unwrap();
-        let o = outcome(
-            eurusd,
-            trade.side,
-            trade.entry,
-            exit,
-            trade.lots,
-            &RateBook::default(),
-            "USD",
-        );
+        let o = outcome(eurusd, trade.side, trade.entry, exit, trade.lots, &RateBook::default(), "USD");
         let closing = Closing::new(exit, CloseReason::TpHit, now, &o);
         trade.close(&closing).unwrap();
         assert_eq!(trade.status, TradeStatus::Closed);
         assert_eq!(trade.profit, Some(Decimal::from(540)));
-        assert!(matches!(
-            trade.close(&closing),
-            Err(TradeError::NotOpen { .. })
-        ));
+        assert!(matches!(trade.close(&closing), Err(TradeError::NotOpen { .. })));
         assert!(trade.cancel(now).is_err());
     }
 }

@@ -22,9 +22,7 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("eurusd_h1_74k");
     group.sample_size(30);
-    group.bench_function("load_candles_gz_file", |b| {
-        b.iter(|| load_candles(black_box(&path), &options).unwrap())
-    });
+    group.bench_function("load_candles_gz_file", |b| b.iter(|| load_candles(black_box(&path), &options).unwrap()));
     group.bench_function("parse_candles_gz_in_memory", |b| {
         b.iter(|| parse_candles(black_box(&bytes[..]), "lean.csv.gz", &options).unwrap())
     });
@@ -33,11 +31,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("gunzip_only", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(text.len());
-            std::io::Read::read_to_end(
-                &mut flate2::read::GzDecoder::new(black_box(&bytes[..])),
-                &mut out,
-            )
-            .unwrap();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(black_box(&bytes[..])), &mut out).unwrap();
             out
         })
     });
@@ -48,9 +42,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("parse_candles_uncompressed_bid", |b| {
         b.iter(|| parse_candles(black_box(&text[..]), "lean.csv", &bid).unwrap())
     });
-    group.bench_function("resample_to_4h", |b| {
-        b.iter(|| resample(black_box(&candles), Timeframe::H4))
-    });
+    group.bench_function("resample_to_4h", |b| b.iter(|| resample(black_box(&candles), Timeframe::H4)));
     group.finish();
 }
 

@@ -38,11 +38,7 @@ pub fn bundled_series() -> Result<Vec<ReplaySeries>, LoadError> {
         .iter()
         .map(|file| {
             let candles = parse_candles(file.bytes, file.name, &LoadOptions::default())?;
-            Ok(ReplaySeries::new(
-                Symbol::normalize(file.symbol),
-                file.timeframe,
-                candles,
-            ))
+            Ok(ReplaySeries::new(Symbol::normalize(file.symbol), file.timeframe, candles))
         })
         .collect()
 }

@@ -101,32 +101,18 @@ pub fn load_candle_file(path: &Path, options: &LoadOptions) -> Result<CandleFile
 }
 
 /// Reads candles from any reader; `file_label` is the name errors give the input.
-pub fn parse_candles(
-    reader: impl Read,
-    file_label: &str,
-    options: &LoadOptions,
-) -> Result<Vec<Candle>, LoadError> {
+pub fn parse_candles(reader: impl Read, file_label: &str, options: &LoadOptions) -> Result<Vec<Candle>, LoadError> {
     parse_candle_file(reader, file_label, options).map(|f| f.candles)
 }
 
 /// Like [`parse_candles`], also keeping the spreads of a bid/ask file.
-pub fn parse_candle_file(
-    reader: impl Read,
-    file_label: &str,
-    options: &LoadOptions,
-) -> Result<CandleFile, LoadError> {
+pub fn parse_candle_file(reader: impl Read, file_label: &str, options: &LoadOptions) -> Result<CandleFile, LoadError> {
     let mut csv = CsvInput::new(reader, file_label)?;
     let header = csv.header()?;
-    let time_col = header.time_column().ok_or_else(|| {
-        header.error(
-            file_label,
-            HeaderProblem::NoTimeColumn {
-                header: header.text(),
-            },
-        )
-    })?;
-    let layout = Layout::detect(&header, options.price)
-        .map_err(|problem| header.error(file_label, problem))?;
+    let time_col = header
+        .time_column()
+        .ok_or_else(|| header.error(file_label, HeaderProblem::NoTimeColumn { header: header.text() }))?;
+    let layout = Layout::detect(&header, options.price).map_err(|problem| header.error(file_label, problem))?;
 
     let mut candles = Vec::new();
     let mut spreads = matches!(layout, Layout::BidAsk { .. }).then(Vec::new);
@@ -135,23 +121,12 @@ pub fn parse_candle_file(
     // One record reused for every row: the loop allocates only what it returns.
     let mut record = ByteRecord::new();
     while let Some(line) = csv.next_record(&mut record)? {
-        let row = Row {
-            record: &record,
-            header_fields: header.len(),
-        };
-        let row_error = |problem| LoadError::Row {
-            file: file_label.to_string(),
-            line,
-            problem,
-        };
-        let (candle, spread) =
-            read_candle(&row, time_col, &layout, &mut times).map_err(row_error)?;
+        let row = Row { record: &record, header_fields: header.len() };
+        let row_error = |problem| LoadError::Row { file: file_label.to_string(), line, problem };
+        let (candle, spread) = read_candle(&row, time_col, &layout, &mut times).map_err(row_error)?;
         if let Some((prev_time, prev_line)) = previous {
             if candle.time == prev_time {
-                return Err(row_error(RowProblem::DuplicateTime {
-                    time: candle.time,
-                    first_line: prev_line,
-                }));
+                return Err(row_error(RowProblem::DuplicateTime { time: candle.time, first_line: prev_line }));
             }
             if candle.time < prev_time {
                 return Err(row_error(RowProblem::OutOfOrder {
@@ -182,12 +157,7 @@ fn read_candle(
             let prices = read_prices(row, columns, &OHLC)?;
             (prices, None, *volume)
         }
-        Layout::BidAsk {
-            bid,
-            ask,
-            side,
-            volume,
-        } => {
+        Layout::BidAsk { bid, ask, side, volume } => {
             let (prices, spread) = match side {
                 PriceSide::Bid => {
                     let b = read_prices(row, bid, &BID)?;
@@ -214,23 +184,12 @@ fn read_candle(
         None => Decimal::ZERO,
     };
     let [open, high, low, close] = prices;
-    let candle = Candle {
-        time,
-        open,
-        high,
-        low,
-        close,
-        volume,
-    };
+    let candle = Candle { time, open, high, low, close, volume };
     candle.validate().map_err(RowProblem::BadCandle)?;
     Ok((candle, spread))
 }
 
-fn read_prices(
-    row: &Row,
-    columns: &[usize; 4],
-    names: &[&'static str; 4],
-) -> Result<[Decimal; 4], RowProblem> {
+fn read_prices(row: &Row, columns: &[usize; 4], names: &[&'static str; 4]) -> Result<[Decimal; 4], RowProblem> {
     Ok([
         row.decimal(columns[0], names[0])?,
         row.decimal(columns[1], names[1])?,
@@ -246,16 +205,8 @@ const BID_ASK_CLOSE: [&str; 2] = ["bid_close", "ask_close"];
 
 /// Where a file keeps its prices.
 enum Layout {
-    Ohlc {
-        columns: [usize; 4],
-        volume: Option<usize>,
-    },
-    BidAsk {
-        bid: [usize; 4],
-        ask: [usize; 4],
-        side: PriceSide,
-        volume: Option<usize>,
-    },
+    Ohlc { columns: [usize; 4], volume: Option<usize> },
+    BidAsk { bid: [usize; 4], ask: [usize; 4], side: PriceSide, volume: Option<usize> },
 }
 
 impl Layout {
@@ -267,28 +218,18 @@ impl Layout {
         let ask = find_all(&ASK);
         // Where a file has both, the bid/ask columns win: they can honour the price side and give spreads.
         if let (Some(bid), Some(ask)) = (all_found(&bid), all_found(&ask)) {
-            return Ok(Layout::BidAsk {
-                bid,
-                ask,
-                side,
-                volume,
-            });
+            return Ok(Layout::BidAsk { bid, ask, side, volume });
         }
         if let Some(columns) = all_found(&plain) {
             return Ok(Layout::Ohlc { columns, volume });
         }
         let bid_ask_started = bid.iter().chain(&ask).any(Option::is_some);
         let missing: Vec<&'static str> = if bid_ask_started {
-            missing_names(&bid, &BID)
-                .chain(missing_names(&ask, &ASK))
-                .collect()
+            missing_names(&bid, &BID).chain(missing_names(&ask, &ASK)).collect()
         } else {
             missing_names(&plain, &OHLC).collect()
         };
-        Err(HeaderProblem::MissingColumns {
-            missing,
-            header: header.text(),
-        })
+        Err(HeaderProblem::MissingColumns { missing, header: header.text() })
     }
 }
 
@@ -300,11 +241,7 @@ fn missing_names<'a>(
     columns: &'a [Option<usize>; 4],
     names: &'a [&'static str; 4],
 ) -> impl Iterator<Item = &'static str> + 'a {
-    columns
-        .iter()
-        .zip(names)
-        .filter(|(c, _)| c.is_none())
-        .map(|(_, n)| *n)
+    columns.iter().zip(names).filter(|(c, _)| c.is_none()).map(|(_, n)| *n)
 }
 
 /// A stretch with no candles between two that exist.
@@ -341,17 +278,11 @@ pub fn find_gaps(candles: &[Candle], timeframe: Timeframe) -> Vec<Gap> {
 pub fn infer_timeframe(candles: &[Candle]) -> Option<Timeframe> {
     let mut counts: HashMap<i64, usize> = HashMap::new();
     for pair in candles.windows(2) {
-        *counts
-            .entry((pair[1].time - pair[0].time).num_seconds())
-            .or_default() += 1;
+        *counts.entry((pair[1].time - pair[0].time).num_seconds()).or_default() += 1;
     }
     // Ties go to the shorter spacing, so stray double-length bars never outvote the real timeframe.
-    let (spacing, _) = counts
-        .into_iter()
-        .max_by_key(|&(spacing, n)| (n, std::cmp::Reverse(spacing)))?;
-    Timeframe::ALL
-        .into_iter()
-        .find(|tf| tf.seconds() == spacing)
+    let (spacing, _) = counts.into_iter().max_by_key(|&(spacing, n)| (n, std::cmp::Reverse(spacing)))?;
+    Timeframe::ALL.into_iter().find(|tf| tf.seconds() == spacing)
 }
 
 #[cfg(test)]
@@ -377,8 +308,7 @@ mod tests {
 
     #[test]
     fn plain_file_with_optional_volume() {
-        let f = parse("Date,Open,High,Low,Close\n2024-01-02,1,2,0.5,1.5\n2024-01-03,1.5,2,1,1\n")
-            .unwrap();
+        let f = parse("Date,Open,High,Low,Close\n2024-01-02,1,2,0.5,1.5\n2024-01-03,1.5,2,1,1\n").unwrap();
         assert_eq!(f.spreads, None);
         assert_eq!(f.candles.len(), 2);
         assert_eq!(f.candles[0].volume, Decimal::ZERO);
@@ -389,13 +319,9 @@ mod tests {
 
     #[test]
     fn columns_in_any_order_and_extra_columns_ignored() {
-        let f = parse("Close,Adj Close,Low,High,Open,Volume,Date\n1.5,9,0.5,2,1,7,2024-01-02\n")
-            .unwrap();
+        let f = parse("Close,Adj Close,Low,High,Open,Volume,Date\n1.5,9,0.5,2,1,7,2024-01-02\n").unwrap();
         let c = &f.candles[0];
-        assert_eq!(
-            (c.open, c.high, c.low, c.close, c.volume),
-            (dec!(1), dec!(2), dec!(0.5), dec!(1.5), dec!(7))
-        );
+        assert_eq!((c.open, c.high, c.low, c.close, c.volume), (dec!(1), dec!(2), dec!(0.5), dec!(1.5), dec!(7)));
     }
 
     #[test]
@@ -404,25 +330,12 @@ mod tests {
                     20240102 00:00,1.0,1.4,0.9,1.2,1.2,1.6,1.1,1.3\n";
         let mid = parse(text).unwrap();
         let c = &mid.candles[0];
-        assert_eq!(
-            (c.open, c.high, c.low, c.close),
-            (dec!(1.1), dec!(1.5), dec!(1.0), dec!(1.25))
-        );
+        assert_eq!((c.open, c.high, c.low, c.close), (dec!(1.1), dec!(1.5), dec!(1.0), dec!(1.25)));
         assert_eq!(mid.spreads, Some(vec![dec!(0.1)]));
-        let bid = parse_candle_file(
-            text.as_bytes(),
-            "t",
-            &LoadOptions::with_price(PriceSide::Bid),
-        )
-        .unwrap();
+        let bid = parse_candle_file(text.as_bytes(), "t", &LoadOptions::with_price(PriceSide::Bid)).unwrap();
         assert_eq!(bid.candles[0].close, dec!(1.2));
         assert_eq!(bid.spreads, Some(vec![dec!(0.1)]));
-        let ask = parse_candle_file(
-            text.as_bytes(),
-            "t",
-            &LoadOptions::with_price(PriceSide::Ask),
-        )
-        .unwrap();
+        let ask = parse_candle_file(text.as_bytes(), "t", &LoadOptions::with_price(PriceSide::Ask)).unwrap();
         assert_eq!(ask.candles[0].high, dec!(1.6));
         assert_eq!(ask.spreads, Some(vec![dec!(0.1)]));
     }
@@ -431,12 +344,7 @@ mod tests {
     fn bid_ask_columns_win_over_plain_ones() {
         let text = "time,open,high,low,close,bid_open,bid_high,bid_low,bid_close,ask_open,ask_high,ask_low,ask_close\n\
                     2024-01-02,9,9,9,9,1.0,1.4,0.9,1.2,1.2,1.6,1.1,1.3\n";
-        let bid = parse_candle_file(
-            text.as_bytes(),
-            "t",
-            &LoadOptions::with_price(PriceSide::Bid),
-        )
-        .unwrap();
+        let bid = parse_candle_file(text.as_bytes(), "t", &LoadOptions::with_price(PriceSide::Bid)).unwrap();
         assert_eq!(bid.candles[0].open, dec!(1.0));
         assert_eq!(bid.spreads, Some(vec![dec!(0.1)]));
     }
@@ -444,65 +352,29 @@ mod tests {
     #[test]
     fn header_problems_name_what_is_missing() {
         let err = parse("when,open,high,low,close\n").unwrap_err();
-        assert!(matches!(
-            err,
-            LoadError::Header {
-                problem: HeaderProblem::NoTimeColumn { .. },
-                ..
-            }
-        ));
+        assert!(matches!(err, LoadError::Header { problem: HeaderProblem::NoTimeColumn { .. }, .. }));
         let err = parse("time,open,high,low\n").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "t.csv line 1: missing column close: the header is \"time,open,high,low\""
-        );
+        assert_eq!(err.to_string(), "t.csv line 1: missing column close: the header is \"time,open,high,low\"");
         let err = parse("time,bid_open,bid_high,bid_low,bid_close,ask_open\n").unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("missing column ask_high, ask_low, ask_close"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("missing column ask_high, ask_low, ask_close"), "{err}");
     }
 
     #[test]
     fn header_only_is_an_empty_series() {
-        assert!(
-            parse("time,open,high,low,close\n")
-                .unwrap()
-                .candles
-                .is_empty()
-        );
+        assert!(parse("time,open,high,low,close\n").unwrap().candles.is_empty());
     }
 
     #[test]
     fn row_errors_name_file_line_and_problem() {
         let head = "time,open,high,low,close\n2024-01-02,1,2,0.5,1.5\n";
         let cases = [
-            (
-                "2024-01-03,1,2,0.5,abc",
-                "t.csv line 3: close \"abc\" is not a number",
-            ),
+            ("2024-01-03,1,2,0.5,abc", "t.csv line 3: close \"abc\" is not a number"),
             ("2024-01-03,1,2,,1", "t.csv line 3: low is empty"),
-            (
-                "2024-01-03,1,2,0.5",
-                "t.csv line 3: missing column close: the row has 4 fields, the header has 5",
-            ),
-            (
-                "tomorrow,1,2,0.5,1",
-                "t.csv line 3: time \"tomorrow\" is not a date/time",
-            ),
-            (
-                "2024-01-03,1,0.9,0.5,1",
-                "t.csv line 3: bad candle: high 0.9 is below open, close or low",
-            ),
-            (
-                "2024-01-03,0,2,0.5,1",
-                "t.csv line 3: bad candle: prices must be positive",
-            ),
-            (
-                "2024-01-02,1,2,0.5,1",
-                "t.csv line 3: duplicate time 2024-01-02T00:00:00Z: line 2 has the same time",
-            ),
+            ("2024-01-03,1,2,0.5", "t.csv line 3: missing column close: the row has 4 fields, the header has 5"),
+            ("tomorrow,1,2,0.5,1", "t.csv line 3: time \"tomorrow\" is not a date/time"),
+            ("2024-01-03,1,0.9,0.5,1", "t.csv line 3: bad candle: high 0.9 is below open, close or low"),
+            ("2024-01-03,0,2,0.5,1", "t.csv line 3: bad candle: prices must be positive"),
+            ("2024-01-02,1,2,0.5,1", "t.csv line 3: duplicate time 2024-01-02T00:00:00Z: line 2 has the same time"),
             (
                 "2024-01-01,1,2,0.5,1",
                 "t.csv line 3: time 2024-01-01T00:00:00Z is earlier than 2024-01-02T00:00:00Z on line 2",
@@ -525,20 +397,10 @@ mod tests {
     #[test]
     fn gaps_and_timeframe() {
         let hour = 3600;
-        let candles: Vec<_> = [0, 1, 2, 5, 6, 7, 8]
-            .into_iter()
-            .map(|h| candle_at(h * hour))
-            .collect();
+        let candles: Vec<_> = [0, 1, 2, 5, 6, 7, 8].into_iter().map(|h| candle_at(h * hour)).collect();
         assert_eq!(infer_timeframe(&candles), Some(Timeframe::H1));
         let gaps = find_gaps(&candles, Timeframe::H1);
-        assert_eq!(
-            gaps,
-            vec![Gap {
-                from: candle_at(3 * hour).time,
-                until: candle_at(5 * hour).time,
-                missing: 2
-            }]
-        );
+        assert_eq!(gaps, vec![Gap { from: candle_at(3 * hour).time, until: candle_at(5 * hour).time, missing: 2 }]);
         assert!(find_gaps(&candles[..3], Timeframe::H1).is_empty());
         assert_eq!(infer_timeframe(&candles[..1]), None);
         let weekly: Vec<_> = (0..5).map(|w| candle_at(w * 7 * 86_400)).collect();

@@ -26,10 +26,7 @@ pub struct ContractViolation {
 }
 
 fn violation(index: usize, message: impl Into<String>) -> ContractViolation {
-    ContractViolation {
-        index,
-        message: message.into(),
-    }
+    ContractViolation { index, message: message.into() }
 }
 
 /// Checks a recorded event stream against the ordering and tick rules of the contract.
@@ -41,56 +38,30 @@ pub fn check_events(events: &[FeedEvent]) -> Result<(), ContractViolation> {
         {
             return Err(violation(
                 index,
-                format!(
-                    "time {} is before the previous event's {}",
-                    event.time(),
-                    previous.time()
-                ),
+                format!("time {} is before the previous event's {}", event.time(), previous.time()),
             ));
         }
         match event {
             FeedEvent::Tick(tick) => since_close.entry(&tick.symbol).or_default().push(tick),
-            FeedEvent::CandleClosed {
-                symbol,
-                timeframe,
-                candle,
-            } => {
+            FeedEvent::CandleClosed { symbol, timeframe, candle } => {
                 let ticks = since_close.remove(symbol).unwrap_or_default();
-                check_candle_ticks(candle, candle.close_time(*timeframe), &ticks).map_err(|m| {
-                    violation(
-                        index,
-                        format!("{symbol} {timeframe} candle at {}: {m}", candle.time),
-                    )
-                })?;
+                check_candle_ticks(candle, candle.close_time(*timeframe), &ticks)
+                    .map_err(|m| violation(index, format!("{symbol} {timeframe} candle at {}: {m}", candle.time)))?;
             }
         }
     }
     Ok(())
 }
 
-fn check_candle_ticks(
-    candle: &Candle,
-    close: chrono::DateTime<chrono::Utc>,
-    ticks: &[&Tick],
-) -> Result<(), String> {
+fn check_candle_ticks(candle: &Candle, close: chrono::DateTime<chrono::Utc>, ticks: &[&Tick]) -> Result<(), String> {
     if ticks.is_empty() {
         return Err("closed without a tick inside it".into());
     }
-    if let Some(t) = ticks
-        .iter()
-        .find(|t| t.time < candle.time || t.time >= close)
-    {
+    if let Some(t) = ticks.iter().find(|t| t.time < candle.time || t.time >= close) {
         return Err(format!("tick at {} lies outside the candle", t.time));
     }
-    let range = CandleRange {
-        open: candle.open,
-        high: candle.high,
-        low: candle.low,
-    };
-    let synthetic: Vec<_> = ticks
-        .iter()
-        .filter(|t| t.synthetic_from.is_some())
-        .collect();
+    let range = CandleRange { open: candle.open, high: candle.high, low: candle.low };
+    let synthetic: Vec<_> = ticks.iter().filter(|t| t.synthetic_from.is_some()).collect();
     if synthetic.is_empty() {
         return Ok(());
     }
@@ -107,18 +78,11 @@ fn check_candle_ticks(
         [candle.open, candle.high, candle.low, candle.close]
     };
     // Compared after rounding to what a tick can hold, as the replay rounds.
-    let expected: Vec<_> = expected
-        .iter()
-        .map(|p| p.round_dp(domain::price::MAX_PRICE_SCALE).normalize())
-        .collect();
+    let expected: Vec<_> = expected.iter().map(|p| p.round_dp(domain::price::MAX_PRICE_SCALE).normalize()).collect();
     if walked != expected {
         return Err(format!(
             "synthetic ticks walk {walked:?}, expected {expected:?} for a {} candle",
-            if candle.close >= candle.open {
-                "bullish"
-            } else {
-                "bearish"
-            }
+            if candle.close >= candle.open { "bullish" } else { "bearish" }
         ));
     }
     Ok(())
@@ -137,29 +101,17 @@ pub async fn check_feed_contract(
     check_events(&events)?;
     let delivered = usize::try_from(stats.candles + stats.ticks).unwrap_or(usize::MAX);
     if delivered != events.len() {
-        return Err(violation(
-            events.len(),
-            format!(
-                "stats count {delivered} events but {} arrived",
-                events.len()
-            ),
-        ));
+        return Err(violation(events.len(), format!("stats count {delivered} events but {} arrived", events.len())));
     }
     // A feed that ran out just as it was cancelled may well report Finished.
     if stats.end == FeedEnd::ReceiverDropped {
-        return Err(violation(
-            events.len(),
-            "cancelled, but reported a dropped receiver",
-        ));
+        return Err(violation(events.len(), "cancelled, but reported a dropped receiver"));
     }
 
     let half = max_events / 2;
     let (dropped, received) = run_and_stop(make_feed(), half, Stop::DropReceiver).await?;
     if dropped.end == FeedEnd::Shutdown {
-        return Err(violation(
-            received.len(),
-            "receiver dropped, but the feed reported a shutdown",
-        ));
+        return Err(violation(received.len(), "receiver dropped, but the feed reported a shutdown"));
     }
     check_events(&received)?;
     Ok(stats)
@@ -231,15 +183,9 @@ async fn run_and_stop(
             };
             tokio::time::timeout(STOP_GRACE, stopping)
                 .await
-                .map_err(|_| {
-                    violation(
-                        max_events,
-                        format!("{name} did not stop within {STOP_GRACE:?} of {how:?}"),
-                    )
-                })?
+                .map_err(|_| violation(max_events, format!("{name} did not stop within {STOP_GRACE:?} of {how:?}")))?
         }
     };
-    let stats =
-        result.map_err(|e: FeedError| violation(events.len(), format!("{name} failed: {e}")))?;
+    let stats = result.map_err(|e: FeedError| violation(events.len(), format!("{name} failed: {e}")))?;
     Ok((stats, events))
 }

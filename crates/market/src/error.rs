@@ -26,17 +26,9 @@ pub enum LoadError {
     },
     /// The header row does not name the columns we need.
     #[error("{file} line {line}: {problem}")]
-    Header {
-        file: String,
-        line: u64,
-        problem: HeaderProblem,
-    },
+    Header { file: String, line: u64, problem: HeaderProblem },
     #[error("{file} line {line}: {problem}")]
-    Row {
-        file: String,
-        line: u64,
-        problem: RowProblem,
-    },
+    Row { file: String, line: u64, problem: RowProblem },
 }
 
 impl LoadError {
@@ -82,10 +74,7 @@ pub enum HeaderProblem {
     )]
     NoTimeColumn { header: String },
     #[error("missing column {}: the header is {header:?}", .missing.join(", "))]
-    MissingColumns {
-        missing: Vec<&'static str>,
-        header: String,
-    },
+    MissingColumns { missing: Vec<&'static str>, header: String },
     #[error("no price columns: expected bid and ask, or price, or last (the header is {header:?})")]
     NoTickPrice { header: String },
 }
@@ -102,33 +91,19 @@ pub enum RowProblem {
     )]
     BadTime { value: String },
     #[error("missing column {column}: the row has {fields} fields, the header has {header_fields}")]
-    MissingColumn {
-        column: &'static str,
-        fields: usize,
-        header_fields: usize,
-    },
+    MissingColumn { column: &'static str, fields: usize, header_fields: usize },
     #[error("bad candle: {0}")]
     BadCandle(CandleError),
     #[error("{column}: {source}")]
-    BadPrice {
-        column: &'static str,
-        source: PriceError,
-    },
+    BadPrice { column: &'static str, source: PriceError },
     #[error("duplicate time {}: line {first_line} has the same time", Rfc3339(*.time))]
-    DuplicateTime {
-        time: DateTime<Utc>,
-        first_line: u64,
-    },
+    DuplicateTime { time: DateTime<Utc>, first_line: u64 },
     #[error(
         "time {} is earlier than {} on line {previous_line}: rows must be in time order",
         Rfc3339(*.time),
         Rfc3339(*.previous)
     )]
-    OutOfOrder {
-        time: DateTime<Utc>,
-        previous: DateTime<Utc>,
-        previous_line: u64,
-    },
+    OutOfOrder { time: DateTime<Utc>, previous: DateTime<Utc>, previous_line: u64 },
 }
 
 /// Shows a time the way files and APIs write it, not chrono's `2017-01-03 00:00:00 UTC`.

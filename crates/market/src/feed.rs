@@ -17,11 +17,7 @@ pub enum FeedEvent {
     /// A price update; replays mark ticks they invented with `synthetic_from`.
     Tick(Tick),
     /// A candle is final: the scanner runs on this.
-    CandleClosed {
-        symbol: Symbol,
-        timeframe: Timeframe,
-        candle: Candle,
-    },
+    CandleClosed { symbol: Symbol, timeframe: Timeframe, candle: Candle },
 }
 
 impl FeedEvent {
@@ -29,9 +25,7 @@ impl FeedEvent {
     pub fn time(&self) -> DateTime<Utc> {
         match self {
             FeedEvent::Tick(tick) => tick.time,
-            FeedEvent::CandleClosed {
-                timeframe, candle, ..
-            } => candle.close_time(*timeframe),
+            FeedEvent::CandleClosed { timeframe, candle, .. } => candle.close_time(*timeframe),
         }
     }
 
@@ -73,11 +67,7 @@ pub enum FeedError {
     #[error("replay speed must be a positive number of candles per second, got {0}")]
     BadSpeed(f64),
     #[error("series {symbol} {timeframe}: {problem}")]
-    BadSeries {
-        symbol: Symbol,
-        timeframe: Timeframe,
-        problem: String,
-    },
+    BadSeries { symbol: Symbol, timeframe: Timeframe, problem: String },
     /// A live source failed (connection, protocol, authentication); the message names the feed.
     #[error("{feed}: {message}")]
     Source { feed: String, message: String },

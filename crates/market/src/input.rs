@@ -23,10 +23,7 @@ pub(crate) fn open(path: &Path) -> Result<(File, String), LoadError> {
     let label = path.display().to_string();
     match File::open(path) {
         Ok(file) => Ok((file, label)),
-        Err(source) => Err(LoadError::Open {
-            file: label,
-            source,
-        }),
+        Err(source) => Err(LoadError::Open { file: label, source }),
     }
 }
 
@@ -41,44 +38,22 @@ impl<'a> CsvInput<'a> {
     /// Reads `reader` as CSV, gunzipped when it starts with the gzip magic bytes (whatever the file is
     /// called) and without a leading UTF-8 byte-order mark (spreadsheets and .NET write one).
     pub(crate) fn new(reader: impl Read + 'a, file: &str) -> Result<Self, LoadError> {
-        let read_error = |source| LoadError::Read {
-            file: file.to_string(),
-            line: None,
-            source,
-        };
+        let read_error = |source| LoadError::Read { file: file.to_string(), line: None, source };
         let (magic, reader) = peek(reader, GZIP_MAGIC.len()).map_err(read_error)?;
-        let decoded: Box<dyn Read + 'a> = if magic == GZIP_MAGIC {
-            Box::new(MultiGzDecoder::new(reader))
-        } else {
-            Box::new(reader)
-        };
+        let decoded: Box<dyn Read + 'a> =
+            if magic == GZIP_MAGIC { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) };
         let (bom, decoded) = peek(decoded, UTF8_BOM.len()).map_err(read_error)?;
-        let text: Box<dyn Read + 'a> = if bom == UTF8_BOM {
-            Box::new(decoded.take_tail(UTF8_BOM.len()))
-        } else {
-            Box::new(decoded)
-        };
+        let text: Box<dyn Read + 'a> =
+            if bom == UTF8_BOM { Box::new(decoded.take_tail(UTF8_BOM.len())) } else { Box::new(decoded) };
         let newlines = Rc::new(RefCell::new(VecDeque::new()));
-        let counter = LineCounter {
-            inner: text,
-            offset: 0,
-            newlines: Rc::clone(&newlines),
-        };
+        let counter = LineCounter { inner: text, offset: 0, newlines: Rc::clone(&newlines) };
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             // Short rows get our own "missing column" error naming the column, not csv's generic one.
             .flexible(true)
             .buffer_capacity(1 << 16)
             .from_reader(counter);
-        Ok(CsvInput {
-            reader,
-            lines: Lines {
-                newlines,
-                passed: 0,
-                last: None,
-            },
-            file: file.to_string(),
-        })
+        Ok(CsvInput { reader, lines: Lines { newlines, passed: 0, last: None }, file: file.to_string() })
     }
 
     /// Reads the header row; an absent or blank header is an error because columns are only known by name.
@@ -95,26 +70,14 @@ impl<'a> CsvInput<'a> {
                 });
             }
         };
-        let names = record
-            .iter()
-            .map(|f| String::from_utf8_lossy(f.trim_ascii()).to_ascii_lowercase())
-            .collect();
-        Ok(Header {
-            names,
-            raw: record,
-            line,
-        })
+        let names = record.iter().map(|f| String::from_utf8_lossy(f.trim_ascii()).to_ascii_lowercase()).collect();
+        Ok(Header { names, raw: record, line })
     }
 
     /// Reads the next record into `record`, returning the 1-based line it starts on, or None at the end.
-    pub(crate) fn next_record(
-        &mut self,
-        record: &mut ByteRecord,
-    ) -> Result<Option<u64>, LoadError> {
+    pub(crate) fn next_record(&mut self, record: &mut ByteRecord) -> Result<Option<u64>, LoadError> {
         match self.reader.read_byte_record(record) {
-            Ok(true) => Ok(Some(
-                self.lines.start_line(self.reader.position().byte(), record),
-            )),
+            Ok(true) => Ok(Some(self.lines.start_line(self.reader.position().byte(), record))),
             Ok(false) => Ok(None),
             Err(e) => Err(read_error(e, &self.file)),
         }
@@ -181,12 +144,7 @@ fn peek<R: Read>(mut reader: R, n: usize) -> io::Result<(Vec<u8>, Peeked<R>)> {
         }
     }
     head.truncate(filled);
-    Ok((
-        head.clone(),
-        Peeked {
-            inner: Cursor::new(head).chain(reader),
-        },
-    ))
+    Ok((head.clone(), Peeked { inner: Cursor::new(head).chain(reader) }))
 }
 
 struct Peeked<R> {
@@ -223,31 +181,17 @@ impl Header {
 
     /// The index of the first column named any of `names` (given in lower case).
     pub(crate) fn find(&self, names: &[&str]) -> Option<usize> {
-        names
-            .iter()
-            .find_map(|want| self.names.iter().position(|n| n == want))
+        names.iter().find_map(|want| self.names.iter().position(|n| n == want))
     }
 
     /// The time column: a known name, else an unnamed first column (a pandas index), else the first name
     /// containing "time" or "date" (`timestamp_utc`, `Gmt time`, `Local time`).
     pub(crate) fn time_column(&self) -> Option<usize> {
-        const NAMES: &[&str] = &[
-            "time",
-            "timestamp",
-            "date",
-            "datetime",
-            "date_time",
-            "open_time",
-            "open_time_ms",
-            "opentime",
-        ];
+        const NAMES: &[&str] =
+            &["time", "timestamp", "date", "datetime", "date_time", "open_time", "open_time_ms", "opentime"];
         self.find(NAMES)
             .or_else(|| self.names.first().filter(|n| n.is_empty()).map(|_| 0))
-            .or_else(|| {
-                self.names
-                    .iter()
-                    .position(|n| n.contains("time") || n.contains("date"))
-            })
+            .or_else(|| self.names.iter().position(|n| n.contains("time") || n.contains("date")))
     }
 
     /// The header as the file spells it, for error messages.
@@ -257,11 +201,7 @@ impl Header {
     }
 
     pub(crate) fn error(&self, file: &str, problem: HeaderProblem) -> LoadError {
-        LoadError::Header {
-            file: file.to_string(),
-            line: self.line,
-            problem,
-        }
+        LoadError::Header { file: file.to_string(), line: self.line, problem }
     }
 }
 
@@ -270,11 +210,7 @@ fn read_error(error: csv::Error, file: &str) -> LoadError {
         csv::ErrorKind::Io(e) => e,
         other => io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
     };
-    LoadError::Read {
-        file: file.to_string(),
-        line: None,
-        source,
-    }
+    LoadError::Read { file: file.to_string(), line: None, source }
 }
 
 /// One row, with the context a row error needs.
@@ -285,51 +221,32 @@ pub(crate) struct Row<'r> {
 
 impl Row<'_> {
     pub(crate) fn field(&self, index: usize, column: &'static str) -> Result<&[u8], RowProblem> {
-        self.record
-            .get(index)
-            .map(<[u8]>::trim_ascii)
-            .ok_or(RowProblem::MissingColumn {
-                column,
-                fields: self.record.len(),
-                header_fields: self.header_fields,
-            })
+        self.record.get(index).map(<[u8]>::trim_ascii).ok_or(RowProblem::MissingColumn {
+            column,
+            fields: self.record.len(),
+            header_fields: self.header_fields,
+        })
     }
 
-    pub(crate) fn time(
-        &self,
-        index: usize,
-        parser: &mut TimeParser,
-    ) -> Result<DateTime<Utc>, RowProblem> {
+    pub(crate) fn time(&self, index: usize, parser: &mut TimeParser) -> Result<DateTime<Utc>, RowProblem> {
         let text = self.field(index, "time")?;
         if text.is_empty() {
             return Err(RowProblem::EmptyField { column: "time" });
         }
-        parser.parse(text).ok_or_else(|| RowProblem::BadTime {
-            value: String::from_utf8_lossy(text).into_owned(),
-        })
+        parser.parse(text).ok_or_else(|| RowProblem::BadTime { value: String::from_utf8_lossy(text).into_owned() })
     }
 
-    pub(crate) fn decimal(
-        &self,
-        index: usize,
-        column: &'static str,
-    ) -> Result<Decimal, RowProblem> {
+    pub(crate) fn decimal(&self, index: usize, column: &'static str) -> Result<Decimal, RowProblem> {
         let text = self.field(index, column)?;
         if text.is_empty() {
             return Err(RowProblem::EmptyField { column });
         }
-        parse_decimal(text).ok_or_else(|| RowProblem::NotANumber {
-            column,
-            value: String::from_utf8_lossy(text).into_owned(),
-        })
+        parse_decimal(text)
+            .ok_or_else(|| RowProblem::NotANumber { column, value: String::from_utf8_lossy(text).into_owned() })
     }
 
     /// A number that may be left blank, as volume often is; blank reads as zero.
-    pub(crate) fn decimal_or_zero(
-        &self,
-        index: usize,
-        column: &'static str,
-    ) -> Result<Decimal, RowProblem> {
+    pub(crate) fn decimal_or_zero(&self, index: usize, column: &'static str) -> Result<Decimal, RowProblem> {
         match self.record.get(index).map(<[u8]>::trim_ascii) {
             None | Some(b"") => Ok(Decimal::ZERO),
             Some(_) => self.decimal(index, column),
@@ -390,11 +307,7 @@ pub(crate) fn mid(a: Decimal, b: Decimal) -> Decimal {
     // Prices fit in 64 bits almost always, and 64-bit division is far cheaper than 128-bit.
     let small = || {
         let scale = a.scale().max(b.scale());
-        let widen = |d: Decimal| {
-            i64::try_from(d.mantissa())
-                .ok()?
-                .checked_mul(10i64.checked_pow(scale - d.scale())?)
-        };
+        let widen = |d: Decimal| i64::try_from(d.mantissa()).ok()?.checked_mul(10i64.checked_pow(scale - d.scale())?);
         // Halving is multiplying by 5 one decimal place further right.
         let mut mantissa = widen(a)?.checked_add(widen(b)?)?.checked_mul(5)?;
         let mut scale = scale + 1;
@@ -408,9 +321,7 @@ pub(crate) fn mid(a: Decimal, b: Decimal) -> Decimal {
         let sum = a.checked_add(b).map(|sum| sum / Decimal::TWO);
         // Near Decimal::MAX the sum overflows; halves can still round past it, and then the larger of
         // the two is within one unit in the last place of the answer.
-        sum.or_else(|| (a / Decimal::TWO).checked_add(b / Decimal::TWO))
-            .unwrap_or(a.max(b))
-            .normalize()
+        sum.or_else(|| (a / Decimal::TWO).checked_add(b / Decimal::TWO)).unwrap_or(a.max(b)).normalize()
     };
     small().unwrap_or_else(general)
 }
@@ -433,9 +344,7 @@ mod tests {
         let mut rows = vec![(header.line, header.names)];
         let mut record = ByteRecord::new();
         while let Some(line) = input.next_record(&mut record).unwrap() {
-            let fields = record
-                .iter()
-                .map(|f| String::from_utf8_lossy(f).into_owned());
+            let fields = record.iter().map(|f| String::from_utf8_lossy(f).into_owned());
             rows.push((line, fields.collect()));
         }
         rows
@@ -445,28 +354,15 @@ mod tests {
     fn sees_through_gzip_and_bom_in_any_combination() {
         let plain = b"Time,Open\n1,2\n".to_vec();
         let with_bom = [&UTF8_BOM[..], &plain].concat();
-        let want = vec![
-            (1, vec!["time".to_string(), "open".into()]),
-            (2, vec!["1".into(), "2".into()]),
-        ];
-        for bytes in [
-            plain.clone(),
-            with_bom.clone(),
-            gzip(&plain),
-            gzip(&with_bom),
-        ] {
+        let want = vec![(1, vec!["time".to_string(), "open".into()]), (2, vec!["1".into(), "2".into()])];
+        for bytes in [plain.clone(), with_bom.clone(), gzip(&plain), gzip(&with_bom)] {
             assert_eq!(read_all(&bytes), want);
         }
     }
 
     #[test]
     fn lines_are_counted_through_blank_lines_crlf_and_quoted_newlines() {
-        let lines = |text: &str| -> Vec<u64> {
-            read_all(text.as_bytes())
-                .into_iter()
-                .map(|(l, _)| l)
-                .collect()
-        };
+        let lines = |text: &str| -> Vec<u64> { read_all(text.as_bytes()).into_iter().map(|(l, _)| l).collect() };
         assert_eq!(lines("h\n\na\nb\n"), vec![1, 3, 4]);
         assert_eq!(lines("\n\nh\na\n"), vec![3, 4]);
         assert_eq!(lines("h\r\n\r\na\r\nb\r\n"), vec![1, 3, 4]);
@@ -474,18 +370,10 @@ mod tests {
         assert_eq!(lines("h\n\"x\ny\"\nb\n\n\nc"), vec![1, 2, 4, 7]);
         // Far more lines than the reader's buffer holds, so look-ahead is exercised.
         let long: String = std::iter::once("h\n".to_string())
-            .chain((0..50_000).map(|i| {
-                if i % 7 == 0 {
-                    "\n".to_string()
-                } else {
-                    format!("{i},x\n")
-                }
-            }))
+            .chain((0..50_000).map(|i| if i % 7 == 0 { "\n".to_string() } else { format!("{i},x\n") }))
             .collect();
         let got = lines(&long);
-        let want: Vec<u64> = std::iter::once(1)
-            .chain((0..50_000u64).filter(|i| i % 7 != 0).map(|i| i + 2))
-            .collect();
+        let want: Vec<u64> = std::iter::once(1).chain((0..50_000u64).filter(|i| i % 7 != 0).map(|i| i + 2)).collect();
         assert_eq!(got, want);
     }
 
@@ -493,16 +381,7 @@ mod tests {
     fn tiny_inputs_do_not_confuse_the_sniffing() {
         for empty in [&b""[..], b"\n\n", &UTF8_BOM[..], b",,\n"] {
             let err = CsvInput::new(empty, "x.csv").unwrap().header().unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    LoadError::Header {
-                        problem: HeaderProblem::Empty,
-                        ..
-                    }
-                ),
-                "{empty:?}: {err}"
-            );
+            assert!(matches!(err, LoadError::Header { problem: HeaderProblem::Empty, .. }), "{empty:?}: {err}");
         }
         assert_eq!(read_all(b"a"), vec![(1, vec!["a".to_string()])]);
         assert_eq!(read_all(&[0x1f]), vec![(1, vec!["\u{1f}".to_string()])]);
@@ -525,10 +404,7 @@ mod tests {
                 }
             })
             .unwrap_err();
-        assert!(
-            err.to_string().starts_with("x.csv.gz: cannot read"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("x.csv.gz: cannot read"), "{err}");
     }
 
     #[test]
@@ -540,41 +416,19 @@ mod tests {
         assert_eq!(mid(dec!(100), dec!(300)).to_string(), "200");
         assert_eq!(mid(dec!(-1.5), dec!(0.5)), dec!(-0.5));
         assert_eq!(mid(Decimal::MAX, Decimal::MAX), Decimal::MAX);
-        assert_eq!(
-            mid(dec!(12345678901234567890.1), dec!(0.1)),
-            dec!(6172839450617283945.1)
-        );
+        assert_eq!(mid(dec!(12345678901234567890.1), dec!(0.1)), dec!(6172839450617283945.1));
         let below = Decimal::MAX - Decimal::ONE;
         assert!(mid(Decimal::MAX, below) >= below);
     }
 
     #[test]
     fn plain_fast_path_agrees_with_the_general_parser() {
-        for text in [
-            "0",
-            "1",
-            "-1.5",
-            "+2.25",
-            "0.09946999000000001",
-            "123456789012345678",
-            ".5",
-            "7.",
-            "00012.3400",
-        ] {
+        for text in ["0", "1", "-1.5", "+2.25", "0.09946999000000001", "123456789012345678", ".5", "7.", "00012.3400"] {
             let fast = parse_plain_decimal(text.as_bytes()).unwrap();
             let slow = Decimal::from_str(text).unwrap();
             assert_eq!((fast, fast.scale()), (slow, slow.scale()), "{text}");
         }
-        for text in [
-            "",
-            "-",
-            ".",
-            "1.2.3",
-            "1e5",
-            "1,000",
-            "1234567890123456789",
-            "0x10",
-        ] {
+        for text in ["", "-", ".", "1.2.3", "1e5", "1,000", "1234567890123456789", "0x10"] {
             assert_eq!(parse_plain_decimal(text.as_bytes()), None, "{text}");
         }
     }
@@ -584,10 +438,7 @@ mod tests {
         assert_eq!(parse_decimal(b"1.31927"), Some(dec!(1.31927)));
         assert_eq!(parse_decimal(b"-2"), Some(dec!(-2)));
         assert_eq!(parse_decimal(b"1e-05"), Some(dec!(0.00001)));
-        assert_eq!(
-            parse_decimal(b"0.09946999000000001"),
-            Some(dec!(0.09946999000000001))
-        );
+        assert_eq!(parse_decimal(b"0.09946999000000001"), Some(dec!(0.09946999000000001)));
         assert_eq!(parse_decimal(b"abc"), None);
         assert_eq!(parse_decimal(b"1.2.3"), None);
         assert_eq!(parse_decimal(b"NaN"), None);

@@ -19,8 +19,8 @@ pub mod timestamp;
 
 pub use bundled::{BUNDLED_FILES, BundledFile, bundled_series};
 pub use candles::{
-    CandleFile, Gap, LoadOptions, PriceSide, UnknownPriceSide, find_gaps, infer_timeframe,
-    load_candle_file, load_candles, parse_candle_file, parse_candles,
+    CandleFile, Gap, LoadOptions, PriceSide, UnknownPriceSide, find_gaps, infer_timeframe, load_candle_file,
+    load_candles, parse_candle_file, parse_candles,
 };
 pub use error::{HeaderProblem, LoadError, RowProblem};
 pub use feed::{FeedEnd, FeedError, FeedEvent, FeedStats, MarketFeed, ReplayStats};

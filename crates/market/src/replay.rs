@@ -40,12 +40,7 @@ pub struct ReplaySeries {
 
 impl ReplaySeries {
     pub fn new(symbol: Symbol, timeframe: Timeframe, candles: Vec<Candle>) -> Self {
-        ReplaySeries {
-            symbol,
-            timeframe,
-            candles,
-            ticks: None,
-        }
+        ReplaySeries { symbol, timeframe, candles, ticks: None }
     }
 
     pub fn with_ticks(mut self, ticks: Vec<Tick>) -> Self {
@@ -54,19 +49,13 @@ impl ReplaySeries {
     }
 
     fn check(&self) -> Result<(), FeedError> {
-        let bad = |problem: String| FeedError::BadSeries {
-            symbol: self.symbol.clone(),
-            timeframe: self.timeframe,
-            problem,
-        };
+        let bad =
+            |problem: String| FeedError::BadSeries { symbol: self.symbol.clone(), timeframe: self.timeframe, problem };
         for (i, candle) in self.candles.iter().enumerate() {
-            candle
-                .validate()
-                .map_err(|e| bad(format!("candle {i}: {e}")))?;
+            candle.validate().map_err(|e| bad(format!("candle {i}: {e}")))?;
             // With the OHLC invariants holding, these two bounds make every synthetic tick a valid Price.
             for extreme in [candle.low, candle.high] {
-                Price::new(extreme.round_dp(MAX_PRICE_SCALE))
-                    .map_err(|e| bad(format!("candle {i}: {e}")))?;
+                Price::new(extreme.round_dp(MAX_PRICE_SCALE)).map_err(|e| bad(format!("candle {i}: {e}")))?;
             }
             if i > 0 && self.candles[i - 1].time >= candle.time {
                 return Err(bad(format!(
@@ -76,17 +65,10 @@ impl ReplaySeries {
             }
         }
         let ticks = self.ticks.as_deref().unwrap_or_default();
-        if let Some((i, tick)) = ticks
-            .iter()
-            .enumerate()
-            .find(|(_, t)| t.symbol != self.symbol)
-        {
+        if let Some((i, tick)) = ticks.iter().enumerate().find(|(_, t)| t.symbol != self.symbol) {
             return Err(bad(format!("tick {i} is for {}", tick.symbol)));
         }
-        if let Some(i) = ticks
-            .windows(2)
-            .position(|pair| pair[0].time > pair[1].time)
-        {
+        if let Some(i) = ticks.windows(2).position(|pair| pair[0].time > pair[1].time) {
             return Err(bad(format!("tick {} is earlier than tick {i}", i + 1)));
         }
         Ok(())
@@ -115,12 +97,7 @@ pub struct ReplayFeed {
 impl ReplayFeed {
     /// An unpaced replay of `series`, from their first candles.
     pub fn new(series: Vec<ReplaySeries>) -> Self {
-        ReplayFeed {
-            name: "replay".to_string(),
-            series,
-            speed: ReplaySpeed::Unpaced,
-            start_at: None,
-        }
+        ReplayFeed { name: "replay".to_string(), series, speed: ReplaySpeed::Unpaced, start_at: None }
     }
 
     pub fn with_speed(mut self, speed: ReplaySpeed) -> Self {
@@ -149,22 +126,12 @@ impl ReplayFeed {
             series.check()?;
         }
         let start_at = self.start_at;
-        Ok(ReplayEvents {
-            cursors: self
-                .series
-                .into_iter()
-                .map(|s| Cursor::new(s, start_at))
-                .collect(),
-        })
+        Ok(ReplayEvents { cursors: self.series.into_iter().map(|s| Cursor::new(s, start_at)).collect() })
     }
 
     /// Sends every event to `tx`, paced as configured, until the replay ends, `shutdown` is cancelled or
     /// the receiver is dropped.
-    pub async fn run(
-        self,
-        tx: mpsc::Sender<FeedEvent>,
-        shutdown: CancellationToken,
-    ) -> Result<ReplayStats, FeedError> {
+    pub async fn run(self, tx: mpsc::Sender<FeedEvent>, shutdown: CancellationToken) -> Result<ReplayStats, FeedError> {
         let finest = self.series.iter().map(|s| s.timeframe).min();
         let mut pacer = match (self.speed, finest) {
             (ReplaySpeed::CandlesPerSecond(rate), _) if !(rate.is_finite() && rate > 0.0) => {
@@ -174,11 +141,7 @@ impl ReplayFeed {
             _ => None,
         };
         let name = self.name.clone();
-        let mut stats = FeedStats {
-            candles: 0,
-            ticks: 0,
-            end: FeedEnd::Finished,
-        };
+        let mut stats = FeedStats { candles: 0, ticks: 0, end: FeedEnd::Finished };
         let stopped = |mut stats: FeedStats, end| {
             stats.end = end;
             tracing::debug!(
@@ -228,12 +191,7 @@ impl std::fmt::Debug for ReplayFeed {
             .iter()
             .map(|s| {
                 let ticks = s.ticks.as_ref().map_or(0, Vec::len);
-                format!(
-                    "{} {} ({} candles, {ticks} ticks)",
-                    s.symbol,
-                    s.timeframe,
-                    s.candles.len()
-                )
+                format!("{} {} ({} candles, {ticks} ticks)", s.symbol, s.timeframe, s.candles.len())
             })
             .collect();
         f.debug_struct("ReplayFeed")
@@ -313,18 +271,9 @@ impl std::fmt::Debug for ReplayEvents {
         let remaining: Vec<_> = self
             .cursors
             .iter()
-            .map(|c| {
-                format!(
-                    "{} {}: {} candles left",
-                    c.symbol,
-                    c.timeframe,
-                    c.candles.len()
-                )
-            })
+            .map(|c| format!("{} {}: {} candles left", c.symbol, c.timeframe, c.candles.len()))
             .collect();
-        f.debug_struct("ReplayEvents")
-            .field("series", &remaining)
-            .finish()
+        f.debug_struct("ReplayEvents").field("series", &remaining).finish()
     }
 }
 
@@ -375,9 +324,7 @@ impl Cursor {
         if self.pending.is_empty() {
             self.load_next_candle()?;
         }
-        self.pending
-            .front()
-            .map(|e| (e.time(), matches!(e, FeedEvent::Tick(_))))
+        self.pending.front().map(|e| (e.time(), matches!(e, FeedEvent::Tick(_))))
     }
 
     fn load_next_candle(&mut self) -> Option<()> {
@@ -418,11 +365,7 @@ pub fn synthetic_ticks(symbol: &Symbol, timeframe: Timeframe, candle: &Candle) -
     };
     let span_ms = timeframe.seconds() * 1000;
     let offsets_ms = [0, span_ms / 3, span_ms * 2 / 3, span_ms - 1];
-    let range = CandleRange {
-        open: candle.open,
-        high: candle.high,
-        low: candle.low,
-    };
+    let range = CandleRange { open: candle.open, high: candle.high, low: candle.low };
     std::array::from_fn(|i| {
         let price = tick_price(path[i]);
         Tick {
@@ -436,9 +379,8 @@ pub fn synthetic_ticks(symbol: &Symbol, timeframe: Timeframe, candle: &Candle) -
 }
 
 fn tick_price(value: Decimal) -> Price {
-    Price::new(value.round_dp(MAX_PRICE_SCALE)).expect(
-        "candle prices lie between a low and high that ReplaySeries::check proved are valid Prices",
-    )
+    Price::new(value.round_dp(MAX_PRICE_SCALE))
+        .expect("candle prices lie between a low and high that ReplaySeries::check proved are valid Prices")
 }
 
 #[cfg(test)]
@@ -479,20 +421,11 @@ mod tests {
         let series = ReplaySeries::new(eurusd(), Timeframe::H1, vec![up.clone(), down.clone()]);
         let events: Vec<_> = ReplayFeed::new(vec![series]).events().unwrap().collect();
         assert_eq!(events.len(), 10);
-        assert_eq!(
-            prices(&events[..5]),
-            vec![dec!(1.1), dec!(1.0), dec!(1.3), dec!(1.2)]
-        );
-        assert_eq!(
-            prices(&events[5..]),
-            vec![dec!(1.2), dec!(1.3), dec!(1.0), dec!(1.1)]
-        );
+        assert_eq!(prices(&events[..5]), vec![dec!(1.1), dec!(1.0), dec!(1.3), dec!(1.2)]);
+        assert_eq!(prices(&events[5..]), vec![dec!(1.2), dec!(1.3), dec!(1.0), dec!(1.1)]);
         let times: Vec<_> = events.iter().map(FeedEvent::time).collect();
         let h = |m: i64| up.time + chrono::Duration::milliseconds(m);
-        assert_eq!(
-            &times[..5],
-            &[h(0), h(1_200_000), h(2_400_000), h(3_599_999), h(3_600_000)]
-        );
+        assert_eq!(&times[..5], &[h(0), h(1_200_000), h(2_400_000), h(3_599_999), h(3_600_000)]);
         assert!(matches!(&events[4], FeedEvent::CandleClosed { candle, .. } if *candle == up));
         for e in &events {
             if let FeedEvent::Tick(t) = e {
@@ -504,13 +437,7 @@ mod tests {
 
     #[test]
     fn prices_finer_than_a_price_holds_are_rounded() {
-        let c = candle(
-            0,
-            dec!(0.099469990000000001),
-            dec!(0.1),
-            dec!(0.09),
-            dec!(0.095),
-        );
+        let c = candle(0, dec!(0.099469990000000001), dec!(0.1), dec!(0.09), dec!(0.095));
         let ticks = synthetic_ticks(&eurusd(), Timeframe::H1, &c);
         assert_eq!(ticks[0].bid.value(), dec!(0.09946999));
     }
@@ -519,18 +446,11 @@ mod tests {
     fn bad_series_are_refused_before_anything_is_sent() {
         let a = candle(1, dec!(1), dec!(1), dec!(1), dec!(1));
         let b = candle(0, dec!(1), dec!(1), dec!(1), dec!(1));
-        let err = ReplayFeed::new(vec![ReplaySeries::new(
-            eurusd(),
-            Timeframe::H1,
-            vec![a.clone(), b],
-        )])
-        .events()
-        .unwrap_err();
+        let err =
+            ReplayFeed::new(vec![ReplaySeries::new(eurusd(), Timeframe::H1, vec![a.clone(), b])]).events().unwrap_err();
         assert!(err.to_string().contains("strictly increasing"), "{err}");
         let tiny = candle(0, dec!(1), dec!(1), dec!(0.000000001), dec!(1));
-        let err = ReplayFeed::new(vec![ReplaySeries::new(eurusd(), Timeframe::H1, vec![tiny])])
-            .events()
-            .unwrap_err();
+        let err = ReplayFeed::new(vec![ReplaySeries::new(eurusd(), Timeframe::H1, vec![tiny])]).events().unwrap_err();
         assert!(err.to_string().contains("greater than zero"), "{err}");
         let other = Tick {
             symbol: Symbol::normalize("GBPUSD"),
@@ -539,11 +459,9 @@ mod tests {
             ask: Price::new(dec!(1)).unwrap(),
             synthetic_from: None,
         };
-        let err = ReplayFeed::new(vec![
-            ReplaySeries::new(eurusd(), Timeframe::H1, vec![a]).with_ticks(vec![other]),
-        ])
-        .events()
-        .unwrap_err();
+        let err = ReplayFeed::new(vec![ReplaySeries::new(eurusd(), Timeframe::H1, vec![a]).with_ticks(vec![other])])
+            .events()
+            .unwrap_err();
         assert!(err.to_string().contains("tick 0 is for GBPUSD"), "{err}");
     }
 

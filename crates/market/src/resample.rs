@@ -36,19 +36,11 @@ pub struct Resampler {
 
 impl Resampler {
     pub fn new(to: Timeframe) -> Self {
-        Resampler {
-            to,
-            source: None,
-            current: None,
-        }
+        Resampler { to, source: None, current: None }
     }
 
     pub fn with_source(from: Timeframe, to: Timeframe) -> Self {
-        Resampler {
-            to,
-            source: Some(from),
-            current: None,
-        }
+        Resampler { to, source: Some(from), current: None }
     }
 
     pub fn timeframe(&self) -> Timeframe {
@@ -73,10 +65,7 @@ impl Resampler {
                 current.volume += candle.volume;
             }
             _ => {
-                emitted.first = self.current.replace(Candle {
-                    time: bucket,
-                    ..candle.clone()
-                });
+                emitted.first = self.current.replace(Candle { time: bucket, ..candle.clone() });
             }
         }
         if let Some(from) = self.source
@@ -121,22 +110,8 @@ mod tests {
         Utc.with_ymd_and_hms(2024, 1, 2, h, m, 0).unwrap()
     }
 
-    fn bar(
-        time: DateTime<Utc>,
-        o: Decimal,
-        h: Decimal,
-        l: Decimal,
-        c: Decimal,
-        v: Decimal,
-    ) -> Candle {
-        Candle {
-            time,
-            open: o,
-            high: h,
-            low: l,
-            close: c,
-            volume: v,
-        }
+    fn bar(time: DateTime<Utc>, o: Decimal, h: Decimal, l: Decimal, c: Decimal, v: Decimal) -> Candle {
+        Candle { time, open: o, high: h, low: l, close: c, volume: v }
     }
 
     #[test]
@@ -163,18 +138,13 @@ mod tests {
             bar(at(2, 0), dec!(2), dec!(2), dec!(2), dec!(2), dec!(1)),
             bar(at(5, 30), dec!(3), dec!(3), dec!(3), dec!(3), dec!(1)),
         ];
-        let h4: Vec<_> = resample(&m1, Timeframe::H4)
-            .iter()
-            .map(|c| c.time)
-            .collect();
+        let h4: Vec<_> = resample(&m1, Timeframe::H4).iter().map(|c| c.time).collect();
         assert_eq!(h4, vec![at(0, 0), at(4, 0)]);
     }
 
     #[test]
     fn lazy_resampler_waits_for_the_next_bucket_and_eager_one_does_not() {
-        let m1: Vec<_> = (0..10)
-            .map(|m| bar(at(9, m), dec!(1), dec!(2), dec!(1), dec!(2), dec!(1)))
-            .collect();
+        let m1: Vec<_> = (0..10).map(|m| bar(at(9, m), dec!(1), dec!(2), dec!(1), dec!(2), dec!(1))).collect();
         let mut lazy = Resampler::new(Timeframe::M5);
         let mut eager = Resampler::with_source(Timeframe::M1, Timeframe::M5);
         for (i, c) in m1.iter().enumerate() {
@@ -199,21 +169,9 @@ mod tests {
     /// Minute candles with random gaps, starting anywhere within a few days of 2024-01-01.
     fn minute_series() -> impl Strategy<Value = Vec<Candle>> {
         let step = prop_oneof![8 => Just(1i64), 2 => 2i64..30, 1 => 30i64..3000];
-        let bar = (
-            step,
-            1000i64..2000,
-            1000i64..2000,
-            0i64..50,
-            0i64..50,
-            0i64..1000,
-        );
+        let bar = (step, 1000i64..2000, 1000i64..2000, 0i64..50, 0i64..50, 0i64..1000);
         (0i64..4 * 1440, prop::collection::vec(bar, 1..1500)).prop_map(|(start, bars)| {
-            let base = Utc
-                .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
-                .unwrap()
-                .timestamp()
-                / 60
-                + start;
+            let base = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap().timestamp() / 60 + start;
             let mut minute = base;
             bars.into_iter()
                 .map(|(step, o, c, up, down, v)| {

@@ -22,32 +22,18 @@ pub fn load_ticks(path: &Path, symbol: &Symbol) -> Result<Vec<Tick>, LoadError> 
 }
 
 /// Reads ticks from any reader; `file_label` is the name errors give the input.
-pub fn parse_ticks(
-    reader: impl Read,
-    file_label: &str,
-    symbol: &Symbol,
-) -> Result<Vec<Tick>, LoadError> {
+pub fn parse_ticks(reader: impl Read, file_label: &str, symbol: &Symbol) -> Result<Vec<Tick>, LoadError> {
     let mut csv = CsvInput::new(reader, file_label)?;
     let header = csv.header()?;
-    let time_col = header.time_column().ok_or_else(|| {
-        header.error(
-            file_label,
-            HeaderProblem::NoTimeColumn {
-                header: header.text(),
-            },
-        )
-    })?;
+    let time_col = header
+        .time_column()
+        .ok_or_else(|| header.error(file_label, HeaderProblem::NoTimeColumn { header: header.text() }))?;
     let columns = match (header.find(&["bid"]), header.find(&["ask"])) {
         (Some(bid), Some(ask)) => Columns::BidAsk { bid, ask },
         _ => match header.find(&["price", "last", "last_price"]) {
             Some(price) => Columns::Last { price },
             None => {
-                return Err(header.error(
-                    file_label,
-                    HeaderProblem::NoTickPrice {
-                        header: header.text(),
-                    },
-                ));
+                return Err(header.error(file_label, HeaderProblem::NoTickPrice { header: header.text() }));
             }
         },
     };
@@ -57,34 +43,16 @@ pub fn parse_ticks(
     let mut previous: Option<(DateTime<Utc>, u64)> = None;
     let mut record = ByteRecord::new();
     while let Some(line) = csv.next_record(&mut record)? {
-        let row = Row {
-            record: &record,
-            header_fields: header.len(),
-        };
-        let row_error = |problem| LoadError::Row {
-            file: file_label.to_string(),
-            line,
-            problem,
-        };
-        let (time, bid, ask) =
-            read_tick(&row, time_col, &columns, &mut times).map_err(row_error)?;
+        let row = Row { record: &record, header_fields: header.len() };
+        let row_error = |problem| LoadError::Row { file: file_label.to_string(), line, problem };
+        let (time, bid, ask) = read_tick(&row, time_col, &columns, &mut times).map_err(row_error)?;
         if let Some((prev_time, prev_line)) = previous
             && time < prev_time
         {
-            return Err(row_error(RowProblem::OutOfOrder {
-                time,
-                previous: prev_time,
-                previous_line: prev_line,
-            }));
+            return Err(row_error(RowProblem::OutOfOrder { time, previous: prev_time, previous_line: prev_line }));
         }
         previous = Some((time, line));
-        ticks.push(Tick {
-            symbol: symbol.clone(),
-            time,
-            bid,
-            ask,
-            synthetic_from: None,
-        });
+        ticks.push(Tick { symbol: symbol.clone(), time, bid, ask, synthetic_from: None });
     }
     Ok(ticks)
 }
@@ -125,8 +93,8 @@ mod tests {
 
     #[test]
     fn bid_ask_and_last_price_files() {
-        let ticks = parse("Time,Bid,Ask\n2024-01-02T00:00:00.5Z,1.1,1.1002\n2024-01-02T00:00:00.5Z,1.1001,1.1003\n")
-            .unwrap();
+        let ticks =
+            parse("Time,Bid,Ask\n2024-01-02T00:00:00.5Z,1.1,1.1002\n2024-01-02T00:00:00.5Z,1.1001,1.1003\n").unwrap();
         assert_eq!(ticks.len(), 2);
         assert_eq!(ticks[0].ask.value(), dec!(1.1002));
         assert_eq!(ticks[1].symbol.as_str(), "EURUSD");
@@ -137,20 +105,10 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let err =
-            parse("time,bid,ask\n2024-01-02T00:00:01Z,1.1,1.2\n2024-01-02T00:00:00Z,1.1,1.2\n")
-                .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("ticks.csv line 3: time 2024-01-02T00:00:00Z is earlier"),
-            "{err}"
-        );
+        let err = parse("time,bid,ask\n2024-01-02T00:00:01Z,1.1,1.2\n2024-01-02T00:00:00Z,1.1,1.2\n").unwrap_err();
+        assert!(err.to_string().starts_with("ticks.csv line 3: time 2024-01-02T00:00:00Z is earlier"), "{err}");
         let err = parse("time,price\n2024-01-02T00:00:00Z,0\n").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("ticks.csv line 2: price: a price must be greater than zero"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("ticks.csv line 2: price: a price must be greater than zero"), "{err}");
         let err = parse("time,volume\n").unwrap_err();
         assert!(err.to_string().contains("no price columns"), "{err}");
     }

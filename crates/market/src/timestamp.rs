@@ -29,13 +29,7 @@ enum Shape {
 }
 
 // Compact goes before Epoch so that an eight-digit `20070101` is a date, not a second in 1970.
-const SHAPES: [Shape; 5] = [
-    Shape::Iso,
-    Shape::Compact,
-    Shape::Dotted,
-    Shape::Slashed,
-    Shape::Epoch,
-];
+const SHAPES: [Shape; 5] = [Shape::Iso, Shape::Compact, Shape::Dotted, Shape::Slashed, Shape::Epoch];
 
 /// Parses a column of timestamps, trying the shape of the previous row first.
 #[derive(Debug, Default, Clone)]
@@ -385,24 +379,11 @@ mod tests {
             assert_eq!(parse_timestamp(text), Some(t), "{text}");
         }
         for text in ["2017-01-03", "20170103", "03.01.2017", "1/3/2017"] {
-            assert_eq!(
-                parse_timestamp(text),
-                Some(utc(2017, 1, 3, 0, 0, 0)),
-                "{text}"
-            );
+            assert_eq!(parse_timestamp(text), Some(utc(2017, 1, 3, 0, 0, 0)), "{text}");
         }
-        assert_eq!(
-            parse_timestamp("1/3/2017 12:05 PM"),
-            Some(utc(2017, 1, 3, 12, 5, 0))
-        );
-        assert_eq!(
-            parse_timestamp("1/3/2017 12:05 AM"),
-            Some(utc(2017, 1, 3, 0, 5, 0))
-        );
-        assert_eq!(
-            parse_timestamp("1/3/2017 1:05 PM"),
-            Some(utc(2017, 1, 3, 13, 5, 0))
-        );
+        assert_eq!(parse_timestamp("1/3/2017 12:05 PM"), Some(utc(2017, 1, 3, 12, 5, 0)));
+        assert_eq!(parse_timestamp("1/3/2017 12:05 AM"), Some(utc(2017, 1, 3, 0, 5, 0)));
+        assert_eq!(parse_timestamp("1/3/2017 1:05 PM"), Some(utc(2017, 1, 3, 13, 5, 0)));
     }
 
     #[test]
@@ -413,12 +394,7 @@ mod tests {
         assert_eq!(t.timestamp_subsec_nanos(), 295_000_000);
         let t = parse_timestamp("2013-01-01T22:00:00.1234567891Z").unwrap();
         assert_eq!(t.timestamp_subsec_nanos(), 123_456_789);
-        assert_eq!(
-            parse_timestamp("1483435800123")
-                .unwrap()
-                .timestamp_subsec_millis(),
-            123
-        );
+        assert_eq!(parse_timestamp("1483435800123").unwrap().timestamp_subsec_millis(), 123);
     }
 
     #[test]
@@ -451,10 +427,7 @@ mod tests {
         let mut p = TimeParser::default();
         assert!(p.parse(b"20170103 09:30").is_some());
         assert_eq!(p.last, Some(Shape::Compact));
-        assert_eq!(
-            p.parse(b"2017-01-03T09:31:00Z"),
-            Some(utc(2017, 1, 3, 9, 31, 0))
-        );
+        assert_eq!(p.parse(b"2017-01-03T09:31:00Z"), Some(utc(2017, 1, 3, 9, 31, 0)));
         assert_eq!(p.last, Some(Shape::Iso));
         assert!(p.parse(b"nonsense").is_none());
         assert_eq!(p.last, Some(Shape::Iso));

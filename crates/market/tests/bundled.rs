@@ -7,25 +7,15 @@ use std::path::PathBuf;
 #[test]
 fn bundled_series_load_with_the_registry_symbols_and_their_timeframes() {
     let series = bundled_series().unwrap();
-    let summary: Vec<_> = series
-        .iter()
-        .map(|s| (s.symbol.as_str().to_string(), s.timeframe, s.candles.len()))
-        .collect();
+    let summary: Vec<_> =
+        series.iter().map(|s| (s.symbol.as_str().to_string(), s.timeframe, s.candles.len())).collect();
     assert_eq!(
         summary,
-        vec![
-            ("EURUSD".to_string(), Timeframe::H1, 74_439),
-            ("BTCUSD".to_string(), Timeframe::D1, 1_246),
-        ]
+        vec![("EURUSD".to_string(), Timeframe::H1, 74_439), ("BTCUSD".to_string(), Timeframe::D1, 1_246),]
     );
     for s in &series {
         InstrumentRegistry::global().get(s.symbol.as_str()).unwrap();
-        assert_eq!(
-            infer_timeframe(&s.candles),
-            Some(s.timeframe),
-            "{}",
-            s.symbol
-        );
+        assert_eq!(infer_timeframe(&s.candles), Some(s.timeframe), "{}", s.symbol);
         assert!(s.ticks.is_none());
     }
 }

@@ -4,16 +4,14 @@
 use chrono::{DateTime, TimeZone, Utc};
 use domain::{Candle, Timeframe};
 use market::{
-    HeaderProblem, LoadError, LoadOptions, PriceSide, RowProblem, find_gaps, infer_timeframe,
-    load_candle_file, load_candles, parse_candles,
+    HeaderProblem, LoadError, LoadOptions, PriceSide, RowProblem, find_gaps, infer_timeframe, load_candle_file,
+    load_candles, parse_candles,
 };
 use rust_decimal_macros::dec;
 use std::path::PathBuf;
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 fn load(name: &str) -> Vec<Candle> {
@@ -34,33 +32,20 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 /// Asserts the error reads `<path> line <line>: <rest…>`.
 fn assert_names_line(err: &LoadError, name: &str, line: u64, rest: &str) {
     let want = format!("{} line {line}: {rest}", data(name).display());
-    assert!(
-        err.to_string().starts_with(&want),
-        "got:  {err}\nwant: {want}…"
-    );
+    assert!(err.to_string().starts_with(&want), "got:  {err}\nwant: {want}…");
     assert_eq!(err.line(), Some(line));
 }
 
 #[test]
 fn lean_bid_ask_gzip_gives_mid_by_default_and_keeps_spreads() {
-    let file = load_candle_file(
-        &data("lean_oanda_EURUSD_H1_head300.csv.gz"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
+    let file = load_candle_file(&data("lean_oanda_EURUSD_H1_head300.csv.gz"), &LoadOptions::default()).unwrap();
     assert_eq!(file.candles.len(), 300);
     let first = &file.candles[0];
     // 20070101 21:00,1.31927,1.31955,1.3187,1.31935,0,1.32027,1.32055,1.3197,1.32035,0
     assert_eq!(first.time, utc(2007, 1, 1, 21, 0));
     assert_eq!(
         (first.open, first.high, first.low, first.close, first.volume),
-        (
-            dec!(1.31977),
-            dec!(1.32005),
-            dec!(1.3192),
-            dec!(1.31985),
-            dec!(0)
-        )
+        (dec!(1.31977), dec!(1.32005), dec!(1.3192), dec!(1.31985), dec!(0))
     );
     let spreads = file.spreads.unwrap();
     assert_eq!(spreads.len(), 300);
@@ -68,11 +53,7 @@ fn lean_bid_ask_gzip_gives_mid_by_default_and_keeps_spreads() {
     assert_eq!(infer_timeframe(&file.candles), Some(Timeframe::H1));
     // The first Friday close to Sunday open is a gap, not an error.
     let gaps = find_gaps(&file.candles, Timeframe::H1);
-    assert!(
-        gaps.iter()
-            .any(|g| g.from == utc(2007, 1, 5, 22, 0) && g.missing == 48),
-        "{gaps:?}"
-    );
+    assert!(gaps.iter().any(|g| g.from == utc(2007, 1, 5, 22, 0) && g.missing == 48), "{gaps:?}");
 }
 
 #[test]
@@ -83,20 +64,13 @@ fn lean_bid_and_ask_sides() {
     assert_eq!((bid[0].open, bid[0].close), (dec!(1.31927), dec!(1.31935)));
     assert_eq!((ask[0].open, ask[0].close), (dec!(1.32027), dec!(1.32035)));
     assert_eq!(bid.len(), 300);
-    assert!(
-        bid.iter()
-            .zip(&ask)
-            .all(|(b, a)| b.time == a.time && b.close <= a.close)
-    );
+    assert!(bid.iter().zip(&ask).all(|(b, a)| b.time == a.time && b.close <= a.close));
 }
 
 #[test]
 fn epoch_seconds_milliseconds_and_rfc3339_files_match_the_lean_bid_prices() {
-    let lean = load_candles(
-        &data("lean_oanda_EURUSD_H1_head300.csv.gz"),
-        &LoadOptions::with_price(PriceSide::Bid),
-    )
-    .unwrap();
+    let lean =
+        load_candles(&data("lean_oanda_EURUSD_H1_head300.csv.gz"), &LoadOptions::with_price(PriceSide::Bid)).unwrap();
     let want = &lean[..48];
     for name in [
         "lean_EURUSD_H1_bid_epoch_ms.csv",
@@ -151,16 +125,9 @@ fn iso_dates_and_the_pandas_index_column() {
 
 #[test]
 fn parse_from_memory_uses_the_label() {
-    let err = parse_candles(
-        &b"time,open,high,low,close\nx,1,1,1,1\n"[..],
-        "upload.csv",
-        &LoadOptions::default(),
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().starts_with("upload.csv line 2: time \"x\""),
-        "{err}"
-    );
+    let err = parse_candles(&b"time,open,high,low,close\nx,1,1,1,1\n"[..], "upload.csv", &LoadOptions::default())
+        .unwrap_err();
+    assert!(err.to_string().starts_with("upload.csv line 2: time \"x\""), "{err}");
 }
 
 #[test]
@@ -172,58 +139,32 @@ fn bad_number() {
 #[test]
 fn bad_time() {
     let err = load_err("bad_time.csv");
-    assert_names_line(
-        &err,
-        "bad_time.csv",
-        3,
-        "time \"2024-13-45 01:00\" is not a date/time in a known format",
-    );
+    assert_names_line(&err, "bad_time.csv", 3, "time \"2024-13-45 01:00\" is not a date/time in a known format");
 }
 
 #[test]
 fn missing_field_in_a_row() {
     let err = load_err("missing_field.csv");
-    assert_names_line(
-        &err,
-        "missing_field.csv",
-        5,
-        "missing column low: the row has 3 fields, the header has 6",
-    );
+    assert_names_line(&err, "missing_field.csv", 5, "missing column low: the row has 3 fields, the header has 6");
 }
 
 #[test]
 fn missing_column_in_the_header() {
     let err = load_err("missing_header_column.csv");
     assert_names_line(&err, "missing_header_column.csv", 1, "missing column close");
-    assert!(matches!(
-        err,
-        LoadError::Header {
-            problem: HeaderProblem::MissingColumns { .. },
-            ..
-        }
-    ));
+    assert!(matches!(err, LoadError::Header { problem: HeaderProblem::MissingColumns { .. }, .. }));
 }
 
 #[test]
 fn duplicate_time() {
     let err = load_err("duplicate_time.csv");
-    assert_names_line(
-        &err,
-        "duplicate_time.csv",
-        4,
-        "duplicate time 2024-01-02T01:00:00Z: line 3 has the same time",
-    );
+    assert_names_line(&err, "duplicate_time.csv", 4, "duplicate time 2024-01-02T01:00:00Z: line 3 has the same time");
 }
 
 #[test]
 fn high_below_low() {
     let err = load_err("high_below_low.csv");
-    assert_names_line(
-        &err,
-        "high_below_low.csv",
-        3,
-        "bad candle: high 1.0990 is below open, close or low",
-    );
+    assert_names_line(&err, "high_below_low.csv", 3, "bad candle: high 1.0990 is below open, close or low");
 }
 
 #[test]
@@ -243,13 +184,7 @@ fn real_bad_values_file() {
     // Stock.Indicators' bad.csv: from line 202 the date column is blank.
     let err = load_err("stockindicators_bad.csv");
     assert_names_line(&err, "stockindicators_bad.csv", 202, "time is empty");
-    assert!(matches!(
-        err,
-        LoadError::Row {
-            problem: RowProblem::EmptyField { column: "time" },
-            ..
-        }
-    ));
+    assert!(matches!(err, LoadError::Row { problem: RowProblem::EmptyField { column: "time" }, .. }));
 }
 
 #[test]
@@ -262,9 +197,5 @@ fn empty_file() {
 fn missing_file_names_the_path() {
     let err = load_err("no_such_file.csv");
     assert!(matches!(err, LoadError::Open { .. }));
-    assert!(
-        err.to_string()
-            .starts_with(&data("no_such_file.csv").display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with(&data("no_such_file.csv").display().to_string()), "{err}");
 }

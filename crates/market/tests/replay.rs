@@ -4,10 +4,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use domain::{Candle, Price, Symbol, Tick, Timeframe};
 use market::contract::{check_events, check_feed_contract};
-use market::{
-    FeedEnd, FeedEvent, LoadOptions, MarketFeed, ReplayFeed, ReplaySeries, ReplaySpeed,
-    load_candles,
-};
+use market::{FeedEnd, FeedEvent, LoadOptions, MarketFeed, ReplayFeed, ReplaySeries, ReplaySpeed, load_candles};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::path::PathBuf;
@@ -16,26 +13,16 @@ use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 fn eurusd_h1() -> ReplaySeries {
-    let candles = load_candles(
-        &data("lean_oanda_EURUSD_H1_head300.csv.gz"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
+    let candles = load_candles(&data("lean_oanda_EURUSD_H1_head300.csv.gz"), &LoadOptions::default()).unwrap();
     ReplaySeries::new(Symbol::normalize("EURUSD"), Timeframe::H1, candles)
 }
 
 fn spx_d1() -> ReplaySeries {
-    let candles = load_candles(
-        &data("stockindicators_default.csv"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
+    let candles = load_candles(&data("stockindicators_default.csv"), &LoadOptions::default()).unwrap();
     ReplaySeries::new(Symbol::normalize("SPY"), Timeframe::D1, candles)
 }
 
@@ -44,25 +31,12 @@ fn utc(d: u32, h: u32, m: u32) -> DateTime<Utc> {
 }
 
 fn bar(time: DateTime<Utc>, o: Decimal, h: Decimal, l: Decimal, c: Decimal) -> Candle {
-    Candle {
-        time,
-        open: o,
-        high: h,
-        low: l,
-        close: c,
-        volume: dec!(1),
-    }
+    Candle { time, open: o, high: h, low: l, close: c, volume: dec!(1) }
 }
 
 fn real_tick(symbol: &Symbol, time: DateTime<Utc>, price: Decimal) -> Tick {
     let p = Price::new(price).unwrap();
-    Tick {
-        symbol: symbol.clone(),
-        time,
-        bid: p,
-        ask: p,
-        synthetic_from: None,
-    }
+    Tick { symbol: symbol.clone(), time, bid: p, ask: p, synthetic_from: None }
 }
 
 async fn collect(feed: ReplayFeed) -> (market::FeedStats, Vec<FeedEvent>) {
@@ -107,26 +81,15 @@ async fn a_whole_replay_is_in_order_and_counted() {
     assert_eq!(events.len() as u64, candles * 5);
     check_events(&events).unwrap();
     // 2007 EURUSD comes wholly before 2017 SPY; series_interleave_by_market_time covers overlap.
-    let symbols: Vec<_> = events
-        .iter()
-        .map(|e| e.symbol().as_str().to_string())
-        .collect();
+    let symbols: Vec<_> = events.iter().map(|e| e.symbol().as_str().to_string()).collect();
     assert!(symbols.contains(&"EURUSD".to_string()) && symbols.contains(&"SPY".to_string()));
 }
 
 #[tokio::test]
 async fn series_interleave_by_market_time() {
     let (a, b) = (Symbol::normalize("EURUSD"), Symbol::normalize("BTCUSD"));
-    let hourly: Vec<_> = (0..24)
-        .map(|h| bar(utc(2, h, 0), dec!(1.1), dec!(1.2), dec!(1.0), dec!(1.15)))
-        .collect();
-    let daily = vec![bar(
-        utc(2, 0, 0),
-        dec!(40000),
-        dec!(41000),
-        dec!(39000),
-        dec!(39500),
-    )];
+    let hourly: Vec<_> = (0..24).map(|h| bar(utc(2, h, 0), dec!(1.1), dec!(1.2), dec!(1.0), dec!(1.15))).collect();
+    let daily = vec![bar(utc(2, 0, 0), dec!(40000), dec!(41000), dec!(39000), dec!(39500))];
     let feed = ReplayFeed::new(vec![
         ReplaySeries::new(b.clone(), Timeframe::D1, daily),
         ReplaySeries::new(a.clone(), Timeframe::H1, hourly),
@@ -136,10 +99,8 @@ async fn series_interleave_by_market_time() {
     // The daily bar's open tick comes first (series order at equal times) and its high tick at 08:00
     // right after the 07:00-08:00 hourly close.
     assert_eq!(events[0].symbol(), &b);
-    let daily_high = events
-        .iter()
-        .position(|e| matches!(e, FeedEvent::Tick(t) if t.symbol == b && t.time == utc(2, 8, 0)))
-        .unwrap();
+    let daily_high =
+        events.iter().position(|e| matches!(e, FeedEvent::Tick(t) if t.symbol == b && t.time == utc(2, 8, 0))).unwrap();
     assert!(
         matches!(&events[daily_high - 1], FeedEvent::CandleClosed { symbol, candle, .. } if *symbol == a && candle.time == utc(2, 7, 0))
     );
@@ -157,9 +118,7 @@ async fn series_interleave_by_market_time() {
 #[tokio::test]
 async fn real_ticks_replace_synthetic_ones_where_they_cover_a_candle() {
     let s = Symbol::normalize("EURUSD");
-    let candles: Vec<_> = (0..3)
-        .map(|h| bar(utc(2, h, 0), dec!(1.1), dec!(1.2), dec!(1.0), dec!(1.15)))
-        .collect();
+    let candles: Vec<_> = (0..3).map(|h| bar(utc(2, h, 0), dec!(1.1), dec!(1.2), dec!(1.0), dec!(1.15))).collect();
     let ticks = vec![
         // before the first candle: dropped
         real_tick(&s, utc(1, 23, 59), dec!(1.09)),
@@ -199,10 +158,7 @@ async fn paced_replay_spaces_candles_in_tokio_time_and_skips_closures() {
     let s = Symbol::normalize("EURUSD");
     // Three hours on Friday, then the market reopens on Sunday.
     let times = [utc(5, 19, 0), utc(5, 20, 0), utc(5, 21, 0), utc(7, 22, 0)];
-    let candles: Vec<_> = times
-        .iter()
-        .map(|t| bar(*t, dec!(1.1), dec!(1.2), dec!(1.0), dec!(1.15)))
-        .collect();
+    let candles: Vec<_> = times.iter().map(|t| bar(*t, dec!(1.1), dec!(1.2), dec!(1.0), dec!(1.15))).collect();
     let feed = ReplayFeed::new(vec![ReplaySeries::new(s, Timeframe::H1, candles)])
         .with_speed(ReplaySpeed::CandlesPerSecond(2.0));
     let (tx, mut rx) = mpsc::channel(1);
@@ -276,10 +232,7 @@ async fn a_replay_is_a_market_feed() {
     assert_eq!(feed.name(), "bundled");
     let (tx, mut rx) = mpsc::channel(1);
     let stats = feed.run(tx, CancellationToken::new()).await.unwrap();
-    assert_eq!(
-        (stats.candles, stats.ticks, stats.end),
-        (0, 0, FeedEnd::Finished)
-    );
+    assert_eq!((stats.candles, stats.ticks, stats.end), (0, 0, FeedEnd::Finished));
     assert!(rx.recv().await.is_none());
 }
 

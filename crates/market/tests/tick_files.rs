@@ -7,9 +7,7 @@ use rust_decimal_macros::dec;
 use std::path::PathBuf;
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 #[test]
@@ -20,14 +18,8 @@ fn truefx_bid_ask_ticks_with_fractional_times_and_offsets() {
     // 2013-01-01 22:00:00.295000+00:00,86.655,86.728
     let first = &ticks[0];
     assert_eq!(first.symbol, usdjpy);
-    assert_eq!(
-        first.time,
-        Utc.with_ymd_and_hms(2013, 1, 1, 22, 0, 0).unwrap() + chrono::Duration::milliseconds(295)
-    );
-    assert_eq!(
-        (first.bid.value(), first.ask.value()),
-        (dec!(86.655), dec!(86.728))
-    );
+    assert_eq!(first.time, Utc.with_ymd_and_hms(2013, 1, 1, 22, 0, 0).unwrap() + chrono::Duration::milliseconds(295));
+    assert_eq!((first.bid.value(), first.ask.value()), (dec!(86.655), dec!(86.728)));
     assert!(first.synthetic_from.is_none());
     assert!(ticks.windows(2).all(|w| w[0].time <= w[1].time));
 }
@@ -47,9 +39,6 @@ fn ticks_going_back_in_time_are_an_error_naming_the_line() {
 fn a_negative_price_is_an_error_naming_the_line() {
     let path = data("ticks_bad_price.csv");
     let err = load_ticks(&path, &Symbol::normalize("EURUSD")).unwrap_err();
-    let want = format!(
-        "{} line 3: price: a price must be greater than zero",
-        path.display()
-    );
+    let want = format!("{} line 3: price: a price must be greater than zero", path.display());
     assert!(err.to_string().starts_with(&want), "{err}");
 }

@@ -59,9 +59,7 @@ impl Encode<'_, Sqlite> for Dec {
 impl<'r> Decode<'r, Sqlite> for Dec {
     fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
         let text = <&str as Decode<Sqlite>>::decode(value)?;
-        Decimal::from_str(text.trim())
-            .map(Dec)
-            .map_err(|e| format!("{text:?} is not a decimal number: {e}").into())
+        Decimal::from_str(text.trim()).map(Dec).map_err(|e| format!("{text:?} is not a decimal number: {e}").into())
     }
 }
 
@@ -93,25 +91,16 @@ pub(crate) fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
 }
 
-pub(crate) fn to_price(
-    table: &'static str,
-    column: &str,
-    value: Decimal,
-) -> Result<Price, StoreError> {
+pub(crate) fn to_price(table: &'static str, column: &str, value: Decimal) -> Result<Price, StoreError> {
     Price::new(value).map_err(|e| StoreError::corrupt(table, column, e))
 }
 
-pub(crate) fn to_lots(
-    table: &'static str,
-    column: &str,
-    value: Decimal,
-) -> Result<Lots, StoreError> {
+pub(crate) fn to_lots(table: &'static str, column: &str, value: Decimal) -> Result<Lots, StoreError> {
     Lots::new_checked(value).map_err(|e| StoreError::corrupt(table, column, e))
 }
 
 pub(crate) fn to_u32(table: &'static str, column: &str, value: i64) -> Result<u32, StoreError> {
-    u32::try_from(value)
-        .map_err(|_| StoreError::corrupt(table, column, format!("{value} is out of range")))
+    u32::try_from(value).map_err(|_| StoreError::corrupt(table, column, format!("{value} is out of range")))
 }
 
 /// Parses a closed set of words (a status, a side, a role) with `parse`, naming the column on failure.
@@ -121,16 +110,11 @@ pub(crate) fn to_enum<T>(
     text: &str,
     parse: impl FnOnce(&str) -> Option<T>,
 ) -> Result<T, StoreError> {
-    parse(text)
-        .ok_or_else(|| StoreError::corrupt(table, column, format!("unexpected value {text:?}")))
+    parse(text).ok_or_else(|| StoreError::corrupt(table, column, format!("unexpected value {text:?}")))
 }
 
 pub(crate) fn timeframes_to_text(timeframes: &[Timeframe]) -> String {
-    timeframes
-        .iter()
-        .map(|t| t.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
+    timeframes.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
 }
 
 pub(crate) fn timeframes_from_text(
@@ -138,17 +122,11 @@ pub(crate) fn timeframes_from_text(
     column: &str,
     text: &str,
 ) -> Result<Vec<Timeframe>, StoreError> {
-    split_list(text)
-        .map(|t| Timeframe::parse(t).map_err(|e| StoreError::corrupt(table, column, e)))
-        .collect()
+    split_list(text).map(|t| Timeframe::parse(t).map_err(|e| StoreError::corrupt(table, column, e))).collect()
 }
 
 pub(crate) fn symbols_to_text(symbols: &[Symbol]) -> String {
-    symbols
-        .iter()
-        .map(Symbol::as_str)
-        .collect::<Vec<_>>()
-        .join(",")
+    symbols.iter().map(Symbol::as_str).collect::<Vec<_>>().join(",")
 }
 
 pub(crate) fn symbols_from_text(text: &str) -> Vec<Symbol> {
@@ -165,18 +143,12 @@ pub(crate) fn prices_to_json(prices: &[Price]) -> String {
     serde_json::Value::from(texts).to_string()
 }
 
-pub(crate) fn prices_from_json(
-    table: &'static str,
-    column: &str,
-    text: &str,
-) -> Result<Vec<Price>, StoreError> {
-    let texts: Vec<String> =
-        serde_json::from_str(text).map_err(|e| StoreError::corrupt(table, column, e))?;
+pub(crate) fn prices_from_json(table: &'static str, column: &str, text: &str) -> Result<Vec<Price>, StoreError> {
+    let texts: Vec<String> = serde_json::from_str(text).map_err(|e| StoreError::corrupt(table, column, e))?;
     texts
         .iter()
         .map(|t| {
-            let value = Decimal::from_str(t)
-                .map_err(|e| StoreError::corrupt(table, column, format!("{t:?}: {e}")))?;
+            let value = Decimal::from_str(t).map_err(|e| StoreError::corrupt(table, column, format!("{t:?}: {e}")))?;
             to_price(table, column, value)
         })
         .collect()
@@ -187,9 +159,7 @@ pub(crate) fn check_currency(code: &str) -> Result<(), StoreError> {
     if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(StoreError::invalid(format!(
-            "an account currency is a three-letter code such as USD, got {code:?}"
-        )))
+        Err(StoreError::invalid(format!("an account currency is a three-letter code such as USD, got {code:?}")))
     }
 }
 
@@ -200,10 +170,7 @@ mod tests {
     #[test]
     fn lists_round_trip() {
         let tfs = vec![Timeframe::H1, Timeframe::D1];
-        assert_eq!(
-            timeframes_from_text("t", "c", &timeframes_to_text(&tfs)).unwrap(),
-            tfs
-        );
+        assert_eq!(timeframes_from_text("t", "c", &timeframes_to_text(&tfs)).unwrap(), tfs);
         assert_eq!(timeframes_from_text("t", "c", "").unwrap(), vec![]);
         assert!(timeframes_from_text("t", "c", "1h,2h").is_err());
         let pairs = vec![Symbol::normalize("EURUSD"), Symbol::normalize("XAUUSD")];
@@ -213,10 +180,7 @@ mod tests {
 
     #[test]
     fn take_profits_keep_every_digit() {
-        let tps = vec![
-            Price::parse("64123.12345678").unwrap(),
-            Price::parse("1.08545").unwrap(),
-        ];
+        let tps = vec![Price::parse("64123.12345678").unwrap(), Price::parse("1.08545").unwrap()];
         let json = prices_to_json(&tps);
         assert_eq!(json, r#"["64123.12345678","1.08545"]"#);
         assert_eq!(prices_from_json("t", "c", &json).unwrap(), tps);

@@ -7,9 +7,7 @@ use domain::{SettingsError, SignalError, TradeError};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL's scheme is neither SQLite nor PostgreSQL.
-    #[error(
-        "unsupported database URL {url_redacted}: expected sqlite:PATH, sqlite://PATH or postgres://…"
-    )]
+    #[error("unsupported database URL {url_redacted}: expected sqlite:PATH, sqlite://PATH or postgres://…")]
     UnsupportedUrl { url_redacted: String },
 
     /// The database could not be opened or reached. The URL has its password removed.
@@ -45,11 +43,7 @@ pub enum StoreError {
     /// A stored value cannot be read back as its type: the row was written by something other than this
     /// crate, or by a version with other rules.
     #[error("invalid stored value ({table}, column {column}): {reason}")]
-    Corrupt {
-        table: &'static str,
-        column: String,
-        reason: String,
-    },
+    Corrupt { table: &'static str, column: String, reason: String },
 
     /// The input broke a domain rule; nothing was written.
     #[error(transparent)]
@@ -92,15 +86,11 @@ impl StoreError {
     /// callers can react to them; everything else is a query failure of `op`.
     pub(crate) fn from_sqlx(op: &'static str, error: sqlx::Error) -> StoreError {
         match error {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-                op,
-                detail: db.message().to_string(),
-            },
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict { op, detail: db.message().to_string() }
+            }
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                StoreError::MissingReference {
-                    op,
-                    detail: db.message().to_string(),
-                }
+                StoreError::MissingReference { op, detail: db.message().to_string() }
             }
             sqlx::Error::ColumnDecode { index, source } => StoreError::Corrupt {
                 table: op,
@@ -111,16 +101,8 @@ impl StoreError {
         }
     }
 
-    pub(crate) fn corrupt(
-        table: &'static str,
-        column: &str,
-        reason: impl std::fmt::Display,
-    ) -> StoreError {
-        StoreError::Corrupt {
-            table,
-            column: column.to_string(),
-            reason: reason.to_string(),
-        }
+    pub(crate) fn corrupt(table: &'static str, column: &str, reason: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt { table, column: column.to_string(), reason: reason.to_string() }
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> StoreError {
@@ -134,9 +116,7 @@ pub fn redact_url(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
         let authority_start = scheme_end + 3;
-        let authority_end = out[authority_start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| authority_start + i);
+        let authority_end = out[authority_start..].find(['/', '?', '#']).map_or(out.len(), |i| authority_start + i);
         if let Some(at) = out[authority_start..authority_end].rfind('@') {
             let userinfo = &out[authority_start..authority_start + at];
             if let Some(colon) = userinfo.find(':') {
@@ -165,26 +145,14 @@ mod tests {
 
     #[test]
     fn passwords_never_survive_redaction() {
-        assert_eq!(
-            redact_url("postgres://bob:s3cret@db:5432/sp"),
-            "postgres://bob:***@db:5432/sp"
-        );
+        assert_eq!(redact_url("postgres://bob:s3cret@db:5432/sp"), "postgres://bob:***@db:5432/sp");
         assert_eq!(redact_url("postgres://bob@db/sp"), "postgres://bob@db/sp");
         assert_eq!(
             redact_url("postgresql://db/sp?user=a&password=x&sslmode=off"),
             "postgresql://db/sp?user=a&password=***&sslmode=off"
         );
-        assert_eq!(
-            redact_url("postgres://u:p@ss@host/db"),
-            "postgres://u:***@host/db"
-        );
-        assert_eq!(
-            redact_url("sqlite://signalpost.db"),
-            "sqlite://signalpost.db"
-        );
-        assert_eq!(
-            redact_url("sqlite:data/x.db?mode=rwc"),
-            "sqlite:data/x.db?mode=rwc"
-        );
+        assert_eq!(redact_url("postgres://u:p@ss@host/db"), "postgres://u:***@host/db");
+        assert_eq!(redact_url("sqlite://signalpost.db"), "sqlite://signalpost.db");
+        assert_eq!(redact_url("sqlite:data/x.db?mode=rwc"), "sqlite:data/x.db?mode=rwc");
     }
 }

@@ -20,9 +20,8 @@ pub mod sqlite;
 
 pub use error::{StoreError, ValidationError, redact_url};
 pub use model::{
-    NewNotification, NewTradeUpdate, NewUser, Notification, NotificationLimits, NotificationStatus,
-    NotifyOutcome, OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User,
-    UserUpdate,
+    NewNotification, NewTradeUpdate, NewUser, Notification, NotificationLimits, NotificationStatus, NotifyOutcome,
+    OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User, UserUpdate,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -30,8 +29,7 @@ pub use sqlite::SqliteStore;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
-    Closing, NewTrade, NotificationId, Price, Signal, SignalId, Symbol, Tick, Trade, TradeId,
-    UserId, UserSettings,
+    Closing, NewTrade, NotificationId, Price, Signal, SignalId, Symbol, Tick, Trade, TradeId, UserId, UserSettings,
 };
 use std::sync::Arc;
 
@@ -53,11 +51,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn create_user(&self, new: &NewUser) -> Result<User, StoreError>;
 
     /// The user linked to a Discord account, created with `display_name` on first sight. Safe to race.
-    async fn ensure_discord_user(
-        &self,
-        discord_user_id: &str,
-        display_name: &str,
-    ) -> Result<User, StoreError>;
+    async fn ensure_discord_user(&self, discord_user_id: &str, display_name: &str) -> Result<User, StoreError>;
 
     async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
 
@@ -84,11 +78,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Validates and stores a signal. With a `dedup_key` seen before, returns the earlier signal's id and
     /// `false` instead of storing it again.
-    async fn insert_signal(
-        &self,
-        signal: &Signal,
-        dedup_key: Option<&str>,
-    ) -> Result<(SignalId, bool), StoreError>;
+    async fn insert_signal(&self, signal: &Signal, dedup_key: Option<&str>) -> Result<(SignalId, bool), StoreError>;
 
     async fn get_signal(&self, id: SignalId) -> Result<Option<StoredSignal>, StoreError>;
 
@@ -98,10 +88,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // --- notifications ---
 
     /// Queues a notification; `None` when this (signal, user) already has one.
-    async fn create_notification(
-        &self,
-        new: &NewNotification,
-    ) -> Result<Option<NotificationId>, StoreError>;
+    async fn create_notification(&self, new: &NewNotification) -> Result<Option<NotificationId>, StoreError>;
 
     /// Checks the user's daily cap and per-pair cooldown and queues the notification in one transaction,
     /// serialised per user, so two routers (or a restarted one) never exceed the limits or send twice.
@@ -111,10 +98,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         limits: &NotificationLimits,
     ) -> Result<NotifyOutcome, StoreError>;
 
-    async fn get_notification(
-        &self,
-        id: NotificationId,
-    ) -> Result<Option<Notification>, StoreError>;
+    async fn get_notification(&self, id: NotificationId) -> Result<Option<Notification>, StoreError>;
 
     /// Records a delivery; [`StoreError::NotFound`] when there is no such notification.
     async fn mark_notification_sent(
@@ -125,12 +109,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
 
     /// Records a failed attempt. With `retry` it stays queued for the outbox; without, it is given up.
-    async fn mark_notification_failed(
-        &self,
-        id: NotificationId,
-        error: &str,
-        retry: bool,
-    ) -> Result<(), StoreError>;
+    async fn mark_notification_failed(&self, id: NotificationId, error: &str, retry: bool) -> Result<(), StoreError>;
 
     /// The user answered the message (Ignore, Open Trade).
     async fn acknowledge_notification(&self, id: NotificationId) -> Result<(), StoreError>;
@@ -147,11 +126,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Notification>, StoreError>;
 
     /// Notifications (not given up) created for the user at or after `since`: the daily cap.
-    async fn count_notifications_since(
-        &self,
-        user: UserId,
-        since: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
+    async fn count_notifications_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// When the user was last notified (not given up) about `symbol`: the cooldown.
     async fn last_notification_for_pair(
@@ -190,18 +165,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Closes an open trade and records a `closed` history entry in the same transaction. `None`, with
     /// nothing written, when the trade is no longer open (another process closed it first);
     /// [`StoreError::NotFound`] when there is no such trade.
-    async fn close_trade(
-        &self,
-        id: TradeId,
-        closing: &Closing,
-    ) -> Result<Option<Trade>, StoreError>;
+    async fn close_trade(&self, id: TradeId, closing: &Closing) -> Result<Option<Trade>, StoreError>;
 
     /// Cancels an open trade, like [`Store::close_trade`].
-    async fn cancel_trade(
-        &self,
-        id: TradeId,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Trade>, StoreError>;
+    async fn cancel_trade(&self, id: TradeId, at: DateTime<Utc>) -> Result<Option<Trade>, StoreError>;
 
     /// Replaces an open trade's stop loss and take profit (`None` removes one), after checking they sit on
     /// the right sides of the entry, and records a history entry for each that changed. `None` when the
@@ -224,11 +191,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every trade's history entries after a cursor, ascending, at most `limit`: a change feed through which
     /// a position monitor learns of trades opened, closed, cancelled or re-levelled by another process.
     /// Start the cursor at [`Store::last_trade_update_id`] taken *before* loading [`Store::open_trades`].
-    async fn trade_updates_after(
-        &self,
-        after: TradeUpdateId,
-        limit: u32,
-    ) -> Result<Vec<TradeUpdate>, StoreError>;
+    async fn trade_updates_after(&self, after: TradeUpdateId, limit: u32) -> Result<Vec<TradeUpdate>, StoreError>;
 
     /// The highest history entry id, or 0 when there is none.
     async fn last_trade_update_id(&self) -> Result<TradeUpdateId, StoreError>;
@@ -245,16 +208,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 /// Opens the database a URL names: `sqlite:PATH` or `sqlite://PATH` (the file is created if missing) or
 /// `postgres://…` / `postgresql://…`. Does not migrate.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    let scheme = url
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
     match scheme.as_str() {
         "sqlite" => Ok(Arc::new(SqliteStore::connect(url).await?)),
         "postgres" | "postgresql" => Ok(Arc::new(PgStore::connect(url).await?)),
-        _ => Err(StoreError::UnsupportedUrl {
-            url_redacted: redact_url(url),
-        }),
+        _ => Err(StoreError::UnsupportedUrl { url_redacted: redact_url(url) }),
     }
 }

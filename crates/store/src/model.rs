@@ -3,8 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    Lots, NotificationId, Price, Signal, SignalId, Symbol, Trade, TradeId, TradeStatus,
-    TradeUpdateKind, UserId,
+    Lots, NotificationId, Price, Signal, SignalId, Symbol, Trade, TradeId, TradeStatus, TradeUpdateKind, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -170,21 +169,13 @@ pub struct TradeFilter {
 
 impl Default for TradeFilter {
     fn default() -> Self {
-        TradeFilter {
-            user_id: None,
-            status: None,
-            symbol: None,
-            limit: 100,
-            offset: 0,
-        }
+        TradeFilter { user_id: None, status: None, symbol: None, limit: 100, offset: 0 }
     }
 }
 
 /// The id of an entry in a trade's history. Ids grow with every write, so they double as a change-feed
 /// cursor (see [`Store::trade_updates_after`](crate::Store::trade_updates_after)).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TradeUpdateId(pub i64);
 

@@ -44,16 +44,11 @@ impl PgStore {
     /// Opens `postgres://…` or `postgresql://…`; fails at once, with the server's reason, when it cannot be
     /// reached or refuses the credentials.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let connect_error = |source| StoreError::Connect {
-            url_redacted: redact_url(url),
-            source,
-        };
+        let connect_error = |source| StoreError::Connect { url_redacted: redact_url(url), source };
         let options = PgConnectOptions::from_str(url).map_err(connect_error)?;
         // One direct attempt first: a pool that cannot connect retries until its timeout and then reports
         // only "pool timed out", hiding the refused connection or failed password behind it.
-        let probe = PgConnection::connect_with(&options)
-            .await
-            .map_err(connect_error)?;
+        let probe = PgConnection::connect_with(&options).await.map_err(connect_error)?;
         let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(16)

@@ -10,18 +10,16 @@
 use super::{BEGIN_WRITE, Backend, Db, LOCK_USER, MIGRATOR, NAME, SELECT_TRADE_FOR_UPDATE};
 use crate::codec::{self, Dec, ts};
 use crate::model::{
-    NewNotification, NewTradeUpdate, NewUser, Notification, NotificationLimits, NotificationStatus,
-    NotifyOutcome, OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User,
-    UserUpdate,
+    NewNotification, NewTradeUpdate, NewUser, Notification, NotificationLimits, NotificationStatus, NotifyOutcome,
+    OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User, UserUpdate,
 };
 use crate::{Store, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::trade::check_levels;
 use domain::{
-    Closing, Delivery, Entry, NewTrade, NotificationId, Price, Side, Signal, SignalId,
-    SignalSource, Symbol, Tick, Timeframe, Trade, TradeId, TradeResult, TradeStatus,
-    TradeUpdateKind, UserId, UserSettings,
+    Closing, Delivery, Entry, NewTrade, NotificationId, Price, Side, Signal, SignalId, SignalSource, Symbol, Tick,
+    Timeframe, Trade, TradeId, TradeResult, TradeStatus, TradeUpdateKind, UserId, UserSettings,
 };
 use rust_decimal::Decimal;
 use sqlx::{Executor, QueryBuilder, Row as _};
@@ -40,10 +38,7 @@ where
 {
     row.try_get(column).map_err(|e| match e {
         sqlx::Error::ColumnDecode { source, .. } => StoreError::corrupt(table, column, source),
-        other => StoreError::Query {
-            op: table,
-            source: other,
-        },
+        other => StoreError::Query { op: table, source: other },
     })
 }
 
@@ -51,11 +46,7 @@ fn get_dec(row: &DbRow, table: &'static str, column: &'static str) -> Result<Dec
     get::<Dec>(row, table, column).map(|d| d.0)
 }
 
-fn get_opt_dec(
-    row: &DbRow,
-    table: &'static str,
-    column: &'static str,
-) -> Result<Option<Decimal>, StoreError> {
+fn get_opt_dec(row: &DbRow, table: &'static str, column: &'static str) -> Result<Option<Decimal>, StoreError> {
     get::<Option<Dec>>(row, table, column).map(|d| d.map(|d| d.0))
 }
 
@@ -63,14 +54,8 @@ fn get_price(row: &DbRow, table: &'static str, column: &'static str) -> Result<P
     codec::to_price(table, column, get_dec(row, table, column)?)
 }
 
-fn get_opt_price(
-    row: &DbRow,
-    table: &'static str,
-    column: &'static str,
-) -> Result<Option<Price>, StoreError> {
-    get_opt_dec(row, table, column)?
-        .map(|d| codec::to_price(table, column, d))
-        .transpose()
+fn get_opt_price(row: &DbRow, table: &'static str, column: &'static str) -> Result<Option<Price>, StoreError> {
+    get_opt_dec(row, table, column)?.map(|d| codec::to_price(table, column, d)).transpose()
 }
 
 fn get_side(row: &DbRow, table: &'static str) -> Result<Side, StoreError> {
@@ -102,11 +87,7 @@ fn settings_from_row(row: &DbRow) -> Result<UserSettings, StoreError> {
         ("dm", _) => Delivery::Dm,
         ("channel", Some(id)) => Delivery::Channel(id),
         (other, _) => {
-            return Err(StoreError::corrupt(
-                T,
-                "delivery_kind",
-                format!("{other:?} without a usable channel id"),
-            ));
+            return Err(StoreError::corrupt(T, "delivery_kind", format!("{other:?} without a usable channel id")));
         }
     };
     Ok(UserSettings {
@@ -133,31 +114,20 @@ fn signal_from_row(row: &DbRow) -> Result<StoredSignal, StoreError> {
     const T: &str = "signals";
     let entry_kind: String = get(row, T, "entry_kind")?;
     let required = |column: &'static str| {
-        get_opt_price(row, T, column)?.ok_or_else(|| {
-            StoreError::corrupt(T, column, format!("missing for a {entry_kind} entry"))
-        })
+        get_opt_price(row, T, column)?
+            .ok_or_else(|| StoreError::corrupt(T, column, format!("missing for a {entry_kind} entry")))
     };
     let entry = match entry_kind.as_str() {
         "market" => Entry::Market,
-        "price" => Entry::Price {
-            price: required("entry_price")?,
-        },
-        "zone" => Entry::Zone {
-            low: required("entry_low")?,
-            high: required("entry_high")?,
-        },
+        "price" => Entry::Price { price: required("entry_price")? },
+        "zone" => Entry::Zone { low: required("entry_low")?, high: required("entry_high")? },
         other => {
-            return Err(StoreError::corrupt(
-                T,
-                "entry_kind",
-                format!("unexpected value {other:?}"),
-            ));
+            return Err(StoreError::corrupt(T, "entry_kind", format!("unexpected value {other:?}")));
         }
     };
     let timeframe: Option<String> = get(row, T, "timeframe")?;
-    let timeframe = timeframe
-        .map(|t| Timeframe::parse(&t).map_err(|e| StoreError::corrupt(T, "timeframe", e)))
-        .transpose()?;
+    let timeframe =
+        timeframe.map(|t| Timeframe::parse(&t).map_err(|e| StoreError::corrupt(T, "timeframe", e))).transpose()?;
     let take_profits: String = get(row, T, "take_profits")?;
     let leverage: Option<i64> = get(row, T, "leverage")?;
     let source: String = get(row, T, "source")?;
@@ -168,9 +138,7 @@ fn signal_from_row(row: &DbRow) -> Result<StoredSignal, StoreError> {
         entry,
         stop_loss: get_opt_price(row, T, "stop_loss")?,
         take_profits: codec::prices_from_json(T, "take_profits", &take_profits)?,
-        leverage: leverage
-            .map(|l| codec::to_u32(T, "leverage", l))
-            .transpose()?,
+        leverage: leverage.map(|l| codec::to_u32(T, "leverage", l)).transpose()?,
         confidence: get_opt_dec(row, T, "confidence")?,
         source: codec::to_enum(T, "source", &source, SignalSource::from_text)?,
         model_version: get(row, T, "model_version")?,
@@ -178,11 +146,7 @@ fn signal_from_row(row: &DbRow) -> Result<StoredSignal, StoreError> {
         stage2_prob: get(row, T, "stage2_prob")?,
         created_at: get(row, T, "created_at")?,
     };
-    Ok(StoredSignal {
-        id: SignalId(get(row, T, "id")?),
-        signal,
-        dedup_key: get(row, T, "dedup_key")?,
-    })
+    Ok(StoredSignal { id: SignalId(get(row, T, "id")?), signal, dedup_key: get(row, T, "dedup_key")? })
 }
 
 fn notification_from_row(row: &DbRow) -> Result<Notification, StoreError> {
@@ -226,9 +190,7 @@ fn trade_from_row(row: &DbRow) -> Result<Trade, StoreError> {
         close_reason: close_reason
             .map(|r| codec::to_enum(T, "close_reason", &r, domain::CloseReason::parse))
             .transpose()?,
-        result: result
-            .map(|r| codec::to_enum(T, "result", &r, TradeResult::parse))
-            .transpose()?,
+        result: result.map(|r| codec::to_enum(T, "result", &r, TradeResult::parse)).transpose()?,
         pips: get_opt_dec(row, T, "pips")?,
         profit: get_opt_dec(row, T, "profit")?,
         notes: get(row, T, "notes")?,
@@ -263,10 +225,7 @@ fn tick_from_row(row: &DbRow) -> Result<Tick, StoreError> {
     })
 }
 
-fn map_rows<T>(
-    rows: &[DbRow],
-    decode: fn(&DbRow) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
+fn map_rows<T>(rows: &[DbRow], decode: fn(&DbRow) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
     rows.iter().map(decode).collect()
 }
 
@@ -280,16 +239,11 @@ fn push_trade_filter(query: &mut QueryBuilder<Db>, filter: &TradeFilter) {
         query.push(" AND status = ").push_bind(status.as_str());
     }
     if let Some(symbol) = &filter.symbol {
-        query
-            .push(" AND symbol = ")
-            .push_bind(symbol.as_str().to_string());
+        query.push(" AND symbol = ").push_bind(symbol.as_str().to_string());
     }
 }
 
-async fn insert_trade_update<'e, E>(
-    executor: E,
-    update: &NewTradeUpdate,
-) -> Result<TradeUpdate, StoreError>
+async fn insert_trade_update<'e, E>(executor: E, update: &NewTradeUpdate) -> Result<TradeUpdate, StoreError>
 where
     E: Executor<'e, Database = Db>,
 {
@@ -311,11 +265,7 @@ where
 }
 
 /// Counts toward the daily cap: every notification not given up on, sent or still queued.
-async fn count_since<'e, E>(
-    executor: E,
-    user: UserId,
-    since: DateTime<Utc>,
-) -> Result<u64, StoreError>
+async fn count_since<'e, E>(executor: E, user: UserId, since: DateTime<Utc>) -> Result<u64, StoreError>
 where
     E: Executor<'e, Database = Db>,
 {
@@ -330,11 +280,7 @@ where
     Ok(u64::try_from(count).unwrap_or_default())
 }
 
-async fn last_for_pair<'e, E>(
-    executor: E,
-    user: UserId,
-    symbol: &Symbol,
-) -> Result<Option<DateTime<Utc>>, StoreError>
+async fn last_for_pair<'e, E>(executor: E, user: UserId, symbol: &Symbol) -> Result<Option<DateTime<Utc>>, StoreError>
 where
     E: Executor<'e, Database = Db>,
 {
@@ -348,14 +294,10 @@ where
     .fetch_optional(executor)
     .await
     .map_err(op("finding the last notification for a pair"))?;
-    row.map(|r| get(&r, "signal_notifications", "created_at"))
-        .transpose()
+    row.map(|r| get(&r, "signal_notifications", "created_at")).transpose()
 }
 
-async fn insert_notification<'e, E>(
-    executor: E,
-    new: &NewNotification,
-) -> Result<Option<NotificationId>, StoreError>
+async fn insert_notification<'e, E>(executor: E, new: &NewNotification) -> Result<Option<NotificationId>, StoreError>
 where
     E: Executor<'e, Database = Db>,
 {
@@ -373,21 +315,17 @@ where
     Ok(id.map(NotificationId))
 }
 
-async fn existing_notification<'e, E>(
-    executor: E,
-    new: &NewNotification,
-) -> Result<Option<NotificationId>, StoreError>
+async fn existing_notification<'e, E>(executor: E, new: &NewNotification) -> Result<Option<NotificationId>, StoreError>
 where
     E: Executor<'e, Database = Db>,
 {
-    let id: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM signal_notifications WHERE signal_id = $1 AND user_id = $2",
-    )
-    .bind(new.signal_id.0)
-    .bind(new.user_id.0)
-    .fetch_optional(executor)
-    .await
-    .map_err(op("finding a notification"))?;
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM signal_notifications WHERE signal_id = $1 AND user_id = $2")
+            .bind(new.signal_id.0)
+            .bind(new.user_id.0)
+            .fetch_optional(executor)
+            .await
+            .map_err(op("finding a notification"))?;
     Ok(id.map(NotificationId))
 }
 
@@ -402,26 +340,16 @@ impl Backend {
             .map_err(op("reading a trade"))?;
         match exists {
             Some(_) => Ok(None),
-            None => Err(StoreError::NotFound {
-                what: "trade",
-                id: id.0,
-            }),
+            None => Err(StoreError::NotFound { what: "trade", id: id.0 }),
         }
     }
 
-    async fn trades_where(
-        &self,
-        sql: &'static str,
-        bind: Option<i64>,
-    ) -> Result<Vec<Trade>, StoreError> {
+    async fn trades_where(&self, sql: &'static str, bind: Option<i64>) -> Result<Vec<Trade>, StoreError> {
         let mut query = sqlx::query(sql);
         if let Some(value) = bind {
             query = query.bind(value);
         }
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(op("listing trades"))?;
+        let rows = query.fetch_all(&self.pool).await.map_err(op("listing trades"))?;
         map_rows(&rows, trade_from_row)
     }
 }
@@ -438,10 +366,7 @@ impl Store for Backend {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(op("pinging the database"))?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(op("pinging the database"))?;
         Ok(())
     }
 
@@ -463,17 +388,9 @@ impl Store for Backend {
         user_from_row(&row)
     }
 
-    async fn ensure_discord_user(
-        &self,
-        discord_user_id: &str,
-        display_name: &str,
-    ) -> Result<User, StoreError> {
+    async fn ensure_discord_user(&self, discord_user_id: &str, display_name: &str) -> Result<User, StoreError> {
         let name = display_name.trim();
-        let name = if name.is_empty() {
-            discord_user_id
-        } else {
-            name
-        };
+        let name = if name.is_empty() { discord_user_id } else { name };
         let inserted = sqlx::query(
             "INSERT INTO users (discord_user_id, display_name, role, created_at) VALUES ($1, $2, 'user', $3)
              ON CONFLICT (discord_user_id) DO NOTHING RETURNING *",
@@ -487,14 +404,10 @@ impl Store for Backend {
         if let Some(row) = inserted {
             return user_from_row(&row);
         }
-        self.user_by_discord_id(discord_user_id)
-            .await?
-            .ok_or_else(|| StoreError::Conflict {
-                op: "creating a Discord user",
-                detail: format!(
-                    "the user linked to {discord_user_id} disappeared while it was being read"
-                ),
-            })
+        self.user_by_discord_id(discord_user_id).await?.ok_or_else(|| StoreError::Conflict {
+            op: "creating a Discord user",
+            detail: format!("the user linked to {discord_user_id} disappeared while it was being read"),
+        })
     }
 
     async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -516,10 +429,8 @@ impl Store for Backend {
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(op("listing users"))?;
+        let rows =
+            sqlx::query("SELECT * FROM users ORDER BY id").fetch_all(&self.pool).await.map_err(op("listing users"))?;
         map_rows(&rows, user_from_row)
     }
 
@@ -551,10 +462,7 @@ impl Store for Backend {
         .map_err(op("updating a user"))?;
         match row {
             Some(row) => user_from_row(&row),
-            None => Err(StoreError::NotFound {
-                what: "user",
-                id: id.0,
-            }),
+            None => Err(StoreError::NotFound { what: "user", id: id.0 }),
         }
     }
 
@@ -634,20 +542,11 @@ impl Store for Backend {
             .collect()
     }
 
-    async fn insert_signal(
-        &self,
-        signal: &Signal,
-        dedup_key: Option<&str>,
-    ) -> Result<(SignalId, bool), StoreError> {
+    async fn insert_signal(&self, signal: &Signal, dedup_key: Option<&str>) -> Result<(SignalId, bool), StoreError> {
         signal.validate()?;
-        for p in [signal.stage1_prob, signal.stage2_prob]
-            .into_iter()
-            .flatten()
-        {
+        for p in [signal.stage1_prob, signal.stage2_prob].into_iter().flatten() {
             if !p.is_finite() {
-                return Err(StoreError::invalid(format!(
-                    "a stage probability must be a finite number, got {p}"
-                )));
+                return Err(StoreError::invalid(format!("a stage probability must be a finite number, got {p}")));
             }
         }
         let (kind, price, low, high) = match signal.entry {
@@ -686,18 +585,15 @@ impl Store for Backend {
             return Ok((SignalId(id), true));
         }
         // Only a dedup key conflict makes the insert do nothing, so the key is set and the row exists.
-        let existing: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM signals WHERE dedup_key = $1")
-                .bind(dedup_key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(op("finding a signal by dedup key"))?;
-        existing
-            .map(|id| (SignalId(id), false))
-            .ok_or_else(|| StoreError::Conflict {
-                op: "storing a signal",
-                detail: "the insert was skipped but no signal has its dedup key".into(),
-            })
+        let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM signals WHERE dedup_key = $1")
+            .bind(dedup_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(op("finding a signal by dedup key"))?;
+        existing.map(|id| (SignalId(id), false)).ok_or_else(|| StoreError::Conflict {
+            op: "storing a signal",
+            detail: "the insert was skipped but no signal has its dedup key".into(),
+        })
     }
 
     async fn get_signal(&self, id: SignalId) -> Result<Option<StoredSignal>, StoreError> {
@@ -718,10 +614,7 @@ impl Store for Backend {
         map_rows(&rows, signal_from_row)
     }
 
-    async fn create_notification(
-        &self,
-        new: &NewNotification,
-    ) -> Result<Option<NotificationId>, StoreError> {
+    async fn create_notification(&self, new: &NewNotification) -> Result<Option<NotificationId>, StoreError> {
         insert_notification(&self.pool, new).await
     }
 
@@ -732,23 +625,15 @@ impl Store for Backend {
     ) -> Result<NotifyOutcome, StoreError> {
         const OP: &str = "routing a notification";
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
-        let user: Option<i64> = sqlx::query_scalar(LOCK_USER)
-            .bind(new.user_id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(op(OP))?;
+        let user: Option<i64> =
+            sqlx::query_scalar(LOCK_USER).bind(new.user_id.0).fetch_optional(&mut *tx).await.map_err(op(OP))?;
         if user.is_none() {
-            return Err(StoreError::NotFound {
-                what: "user",
-                id: new.user_id.0,
-            });
+            return Err(StoreError::NotFound { what: "user", id: new.user_id.0 });
         }
         if let Some(id) = existing_notification(&mut *tx, new).await? {
             return Ok(NotifyOutcome::AlreadyNotified(id));
         }
-        if count_since(&mut *tx, new.user_id, limits.window_start).await?
-            >= u64::from(limits.max_in_window)
-        {
+        if count_since(&mut *tx, new.user_id, limits.window_start).await? >= u64::from(limits.max_in_window) {
             return Ok(NotifyOutcome::DailyCapReached);
         }
         if let Some(cooldown_start) = limits.cooldown_start
@@ -762,10 +647,7 @@ impl Store for Backend {
             None => match existing_notification(&mut *tx, new).await? {
                 Some(id) => NotifyOutcome::AlreadyNotified(id),
                 None => {
-                    return Err(StoreError::NotFound {
-                        what: "notification of signal",
-                        id: new.signal_id.0,
-                    });
+                    return Err(StoreError::NotFound { what: "notification of signal", id: new.signal_id.0 });
                 }
             },
         };
@@ -773,10 +655,7 @@ impl Store for Backend {
         Ok(outcome)
     }
 
-    async fn get_notification(
-        &self,
-        id: NotificationId,
-    ) -> Result<Option<Notification>, StoreError> {
+    async fn get_notification(&self, id: NotificationId) -> Result<Option<Notification>, StoreError> {
         let row = sqlx::query("SELECT * FROM signal_notifications WHERE id = $1")
             .bind(id.0)
             .fetch_optional(&self.pool)
@@ -803,25 +682,13 @@ impl Store for Backend {
         .await
         .map_err(op("marking a notification sent"))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "notification",
-                id: id.0,
-            });
+            return Err(StoreError::NotFound { what: "notification", id: id.0 });
         }
         Ok(())
     }
 
-    async fn mark_notification_failed(
-        &self,
-        id: NotificationId,
-        error: &str,
-        retry: bool,
-    ) -> Result<(), StoreError> {
-        let status = if retry {
-            NotificationStatus::Queued
-        } else {
-            NotificationStatus::Failed
-        };
+    async fn mark_notification_failed(&self, id: NotificationId, error: &str, retry: bool) -> Result<(), StoreError> {
+        let status = if retry { NotificationStatus::Queued } else { NotificationStatus::Failed };
         let done = sqlx::query(
             "UPDATE signal_notifications SET status = $2, last_error = $3, attempts = attempts + 1 WHERE id = $1",
         )
@@ -832,10 +699,7 @@ impl Store for Backend {
         .await
         .map_err(op("marking a notification failed"))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "notification",
-                id: id.0,
-            });
+            return Err(StoreError::NotFound { what: "notification", id: id.0 });
         }
         Ok(())
     }
@@ -848,22 +712,17 @@ impl Store for Backend {
             .await
             .map_err(op("acknowledging a notification"))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "notification",
-                id: id.0,
-            });
+            return Err(StoreError::NotFound { what: "notification", id: id.0 });
         }
         Ok(())
     }
 
     async fn queued_notifications(&self, limit: u32) -> Result<Vec<Notification>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM signal_notifications WHERE status = 'queued' ORDER BY id LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(op("listing queued notifications"))?;
+        let rows = sqlx::query("SELECT * FROM signal_notifications WHERE status = 'queued' ORDER BY id LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("listing queued notifications"))?;
         map_rows(&rows, notification_from_row)
     }
 
@@ -885,11 +744,7 @@ impl Store for Backend {
         map_rows(&rows, notification_from_row)
     }
 
-    async fn count_notifications_since(
-        &self,
-        user: UserId,
-        since: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    async fn count_notifications_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u64, StoreError> {
         count_since(&self.pool, user, since).await
     }
 
@@ -933,14 +788,10 @@ impl Store for Backend {
                 .await
                 .map_err(op(OP))?;
             return match existing {
-                Some(row) => Ok(OpenOutcome {
-                    trade: trade_from_row(&row)?,
-                    created: false,
-                }),
-                None => Err(StoreError::Conflict {
-                    op: OP,
-                    detail: "the insert was skipped but no trade exists".into(),
-                }),
+                Some(row) => Ok(OpenOutcome { trade: trade_from_row(&row)?, created: false }),
+                None => {
+                    Err(StoreError::Conflict { op: OP, detail: "the insert was skipped but no trade exists".into() })
+                }
             };
         };
         let trade = trade_from_row(&row)?;
@@ -958,10 +809,7 @@ impl Store for Backend {
         )
         .await?;
         tx.commit().await.map_err(op(OP))?;
-        Ok(OpenOutcome {
-            trade,
-            created: true,
-        })
+        Ok(OpenOutcome { trade, created: true })
     }
 
     async fn get_trade(&self, id: TradeId) -> Result<Option<Trade>, StoreError> {
@@ -976,59 +824,37 @@ impl Store for Backend {
     async fn list_trades(&self, filter: &TradeFilter) -> Result<Vec<Trade>, StoreError> {
         let mut query = QueryBuilder::<Db>::new("SELECT * FROM user_trades");
         push_trade_filter(&mut query, filter);
-        query
-            .push(" ORDER BY opened_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(filter.limit));
+        query.push(" ORDER BY opened_at DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
         query.push(" OFFSET ").push_bind(i64::from(filter.offset));
-        let rows = query
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(op("listing trades"))?;
+        let rows = query.build().fetch_all(&self.pool).await.map_err(op("listing trades"))?;
         map_rows(&rows, trade_from_row)
     }
 
     async fn count_trades(&self, filter: &TradeFilter) -> Result<u64, StoreError> {
         let mut query = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM user_trades");
         push_trade_filter(&mut query, filter);
-        let count: i64 = query
-            .build_query_scalar()
-            .fetch_one(&self.pool)
-            .await
-            .map_err(op("counting trades"))?;
+        let count: i64 = query.build_query_scalar().fetch_one(&self.pool).await.map_err(op("counting trades"))?;
         Ok(u64::try_from(count).unwrap_or_default())
     }
 
     async fn open_trades(&self) -> Result<Vec<Trade>, StoreError> {
-        self.trades_where(
-            "SELECT * FROM user_trades WHERE status = 'open' ORDER BY id",
-            None,
-        )
-        .await
+        self.trades_where("SELECT * FROM user_trades WHERE status = 'open' ORDER BY id", None).await
     }
 
     async fn open_trade_ids(&self) -> Result<Vec<TradeId>, StoreError> {
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM user_trades WHERE status = 'open' ORDER BY id")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(op("listing open trade ids"))?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM user_trades WHERE status = 'open' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("listing open trade ids"))?;
         Ok(ids.into_iter().map(TradeId).collect())
     }
 
     async fn open_trades_after(&self, after: TradeId) -> Result<Vec<Trade>, StoreError> {
-        self.trades_where(
-            "SELECT * FROM user_trades WHERE status = 'open' AND id > $1 ORDER BY id",
-            Some(after.0),
-        )
-        .await
+        self.trades_where("SELECT * FROM user_trades WHERE status = 'open' AND id > $1 ORDER BY id", Some(after.0))
+            .await
     }
 
-    async fn close_trade(
-        &self,
-        id: TradeId,
-        closing: &Closing,
-    ) -> Result<Option<Trade>, StoreError> {
+    async fn close_trade(&self, id: TradeId, closing: &Closing) -> Result<Option<Trade>, StoreError> {
         const OP: &str = "closing a trade";
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         // The status condition is what makes a close happen once: a second closer, in this process or
@@ -1071,11 +897,7 @@ impl Store for Backend {
         Ok(Some(trade))
     }
 
-    async fn cancel_trade(
-        &self,
-        id: TradeId,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Trade>, StoreError> {
+    async fn cancel_trade(&self, id: TradeId, at: DateTime<Utc>) -> Result<Option<Trade>, StoreError> {
         const OP: &str = "cancelling a trade";
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         let row = sqlx::query(
@@ -1122,10 +944,7 @@ impl Store for Backend {
             .fetch_optional(&mut *tx)
             .await
             .map_err(op(OP))?
-            .ok_or(StoreError::NotFound {
-                what: "trade",
-                id: id.0,
-            })?;
+            .ok_or(StoreError::NotFound { what: "trade", id: id.0 })?;
         let before = trade_from_row(&row)?;
         if before.status != TradeStatus::Open {
             return Ok(None);
@@ -1134,36 +953,20 @@ impl Store for Backend {
         if before.stop_loss == stop_loss && before.take_profit == take_profit {
             return Ok(Some(before));
         }
-        let row = sqlx::query(
-            "UPDATE user_trades SET stop_loss = $2, take_profit = $3 WHERE id = $1 RETURNING *",
-        )
-        .bind(id.0)
-        .bind(stop_loss.map(Dec::from))
-        .bind(take_profit.map(Dec::from))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(op(OP))?;
+        let row = sqlx::query("UPDATE user_trades SET stop_loss = $2, take_profit = $3 WHERE id = $1 RETURNING *")
+            .bind(id.0)
+            .bind(stop_loss.map(Dec::from))
+            .bind(take_profit.map(Dec::from))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(op(OP))?;
         let after = trade_from_row(&row)?;
         let changes = [
-            (
-                before.stop_loss != stop_loss,
-                TradeUpdateKind::StopLossMoved,
-            ),
-            (
-                before.take_profit != take_profit,
-                TradeUpdateKind::TakeProfitMoved,
-            ),
+            (before.stop_loss != stop_loss, TradeUpdateKind::StopLossMoved),
+            (before.take_profit != take_profit, TradeUpdateKind::TakeProfitMoved),
         ];
         for (_, kind) in changes.into_iter().filter(|(changed, _)| *changed) {
-            let update = NewTradeUpdate {
-                trade_id: id,
-                kind,
-                price: None,
-                stop_loss,
-                take_profit,
-                note: None,
-                at,
-            };
+            let update = NewTradeUpdate { trade_id: id, kind, price: None, stop_loss, take_profit, note: None, at };
             insert_trade_update(&mut *tx, &update).await?;
         }
         tx.commit().await.map_err(op(OP))?;
@@ -1191,11 +994,7 @@ impl Store for Backend {
         map_rows(&rows, update_from_row)
     }
 
-    async fn trade_updates_after(
-        &self,
-        after: TradeUpdateId,
-        limit: u32,
-    ) -> Result<Vec<TradeUpdate>, StoreError> {
+    async fn trade_updates_after(&self, after: TradeUpdateId, limit: u32) -> Result<Vec<TradeUpdate>, StoreError> {
         let rows = sqlx::query("SELECT * FROM trade_updates WHERE id > $1 ORDER BY id LIMIT $2")
             .bind(after.0)
             .bind(i64::from(limit))

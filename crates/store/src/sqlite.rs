@@ -44,10 +44,7 @@ impl SqliteStore {
     /// Opens `sqlite:PATH` or `sqlite://PATH`, creating the file if it is missing. `sqlite::memory:` gives a
     /// private in-memory database that lives as long as the store.
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
-        let connect_error = |source| StoreError::Connect {
-            url_redacted: redact_url(url),
-            source,
-        };
+        let connect_error = |source| StoreError::Connect { url_redacted: redact_url(url), source };
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut options = SqliteConnectOptions::from_str(url)
             .map_err(connect_error)?
@@ -58,11 +55,7 @@ impl SqliteStore {
         if in_memory {
             // Every connection to a memory database sees its own copy unless they share one connection, and
             // the data vanishes when the last connection closes: keep exactly one, forever.
-            pool = pool
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None);
+            pool = pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
         } else {
             // synchronous stays FULL (the default): a commit survives a power cut, not only a crash.
             options = options.journal_mode(SqliteJournalMode::Wal);

@@ -26,11 +26,7 @@ async fn sqlite_urls_create_the_file_in_both_spellings() {
 async fn sqlite_memory_database_lives_as_long_as_the_store() {
     let store = store::connect("sqlite::memory:").await.unwrap();
     store.migrate().await.unwrap();
-    let new = NewUser {
-        discord_user_id: None,
-        display_name: "ann".into(),
-        role: Role::User,
-    };
+    let new = NewUser { discord_user_id: None, display_name: "ann".into(), role: Role::User };
     let ann = store.create_user(&new).await.unwrap();
     // Several calls at once must all see the same in-memory database.
     let (a, b) = tokio::join!(store.get_user(ann.id), store.list_users());
@@ -40,30 +36,20 @@ async fn sqlite_memory_database_lives_as_long_as_the_store() {
 
 #[tokio::test]
 async fn unknown_schemes_are_refused_without_the_password() {
-    let err = store::connect("mysql://root:hunter2@localhost/db")
-        .await
-        .unwrap_err();
+    let err = store::connect("mysql://root:hunter2@localhost/db").await.unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedUrl { .. }), "{err:?}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
-    assert!(
-        err.to_string().contains("mysql://root:***@localhost/db"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("mysql://root:***@localhost/db"), "{err}");
 }
 
 #[tokio::test]
 async fn unreachable_postgres_is_a_connect_error_without_the_password() {
     // Port 1 on localhost: nothing listens there, so the refusal is immediate.
-    let err = store::connect("postgres://sp:hunter2@127.0.0.1:1/sp")
-        .await
-        .unwrap_err();
+    let err = store::connect("postgres://sp:hunter2@127.0.0.1:1/sp").await.unwrap_err();
     assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
     let text = format!("{err} {err:?}");
     assert!(!text.contains("hunter2"), "{text}");
-    assert!(
-        err.to_string().contains("postgres://sp:***@127.0.0.1:1/sp"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("postgres://sp:***@127.0.0.1:1/sp"), "{err}");
 }
 
 #[tokio::test]
@@ -72,8 +58,5 @@ async fn sqlite_in_a_missing_directory_is_a_connect_error() {
     let url = format!("sqlite://{}", dir.path().join("no/such/dir/x.db").display());
     let err = store::connect(&url).await.unwrap_err();
     assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
-    assert!(
-        !err.to_string().contains("timed out"),
-        "the real cause is reported: {err}"
-    );
+    assert!(!err.to_string().contains("timed out"), "the real cause is reported: {err}");
 }

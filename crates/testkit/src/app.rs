@@ -14,6 +14,8 @@ pub struct AppOptions {
     pub replay_series: Vec<String>,
     /// Candles per second; 0 is unpaced.
     pub replay_speed: f64,
+    /// `SYMBOL:PATH` tick files replayed instead of ticks made from the candles.
+    pub replay_ticks: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -32,19 +34,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request reaches the app")
+        self.client.get(self.url(path)).send().await.expect("request reaches the app")
     }
 
     /// The next bus event matching `wanted`, or a panic after `within`.
-    pub async fn wait_for_event(
-        &mut self,
-        within: Duration,
-        wanted: impl Fn(&Event) -> bool,
-    ) -> Event {
+    pub async fn wait_for_event(&mut self, within: Duration, wanted: impl Fn(&Event) -> bool) -> Event {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.next())
@@ -59,10 +53,7 @@ impl TestApp {
 
     /// Waits until the replay has played and the monitor applied every tick.
     pub async fn wait_for_replay_end(&mut self) {
-        self.wait_for_event(Duration::from_secs(60), |e| {
-            matches!(e, Event::FeedFinished { .. })
-        })
-        .await;
+        self.wait_for_event(Duration::from_secs(60), |e| matches!(e, Event::FeedFinished { .. })).await;
     }
 
     /// Graceful stop, as on SIGTERM.
@@ -82,30 +73,20 @@ pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
         replay: signalpost::config::ReplayConfig {
             series: options.replay_series,
             speed: options.replay_speed,
+            ticks: options.replay_ticks,
             ..defaults.replay.clone()
         },
-        monitor: signalpost::config::MonitorConfig {
-            sync_interval_ms: 100,
-            ..defaults.monitor.clone()
-        },
+        monitor: signalpost::config::MonitorConfig { sync_interval_ms: 100, ..defaults.monitor.clone() },
         ..defaults
     };
     let bus = Arc::new(InProcessBus::default());
-    let events = bus
-        .subscribe()
-        .await
-        .expect("in-process subscribe cannot fail");
-    let app = Application::build_with_bus(config, Arc::new(domain::SystemClock), bus)
-        .await
-        .expect("the app starts");
+    let events = bus.subscribe().await.expect("in-process subscribe cannot fail");
+    let app = Application::build_with_bus(config, Arc::new(domain::SystemClock), bus).await.expect("the app starts");
     TestApp {
         address: format!("http://{}", app.address),
         store: app.store.clone(),
         database_url: database_url.to_string(),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("a client"),
+        client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client"),
         app: Some(app),
         events,
     }

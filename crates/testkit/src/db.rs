@@ -52,11 +52,7 @@ impl DbGuard {
 
 impl Drop for DbGuard {
     fn drop(&mut self) {
-        if let GuardKind::Postgres {
-            admin_url,
-            database,
-        } = &self.kind
-        {
+        if let GuardKind::Postgres { admin_url, database } = &self.kind {
             drop_postgres_database(admin_url.clone(), database.clone());
         }
     }
@@ -92,9 +88,7 @@ pub async fn fresh_store() -> (Arc<dyn Store>, DbGuard) {
 /// harmless.
 pub async fn fresh_database_url() -> (String, DbGuard) {
     let guard = match postgres_admin_url() {
-        Some(_) => new_postgres_guard()
-            .await
-            .expect("TEST_DATABASE_URL is set"),
+        Some(_) => new_postgres_guard().await.expect("TEST_DATABASE_URL is set"),
         None => new_sqlite_guard(),
     };
     connect_and_migrate(&guard.url).await;
@@ -107,9 +101,7 @@ async fn fresh_postgres_quietly() -> Option<(Arc<dyn Store>, DbGuard)> {
 }
 
 fn postgres_admin_url() -> Option<String> {
-    std::env::var(TEST_DATABASE_URL)
-        .ok()
-        .filter(|u| !u.trim().is_empty())
+    std::env::var(TEST_DATABASE_URL).ok().filter(|u| !u.trim().is_empty())
 }
 
 fn sqlite_file(dir: &Path) -> PathBuf {
@@ -117,15 +109,9 @@ fn sqlite_file(dir: &Path) -> PathBuf {
 }
 
 fn new_sqlite_guard() -> DbGuard {
-    let dir = tempfile::Builder::new()
-        .prefix("signalpost-test-")
-        .tempdir()
-        .expect("create a temporary directory");
+    let dir = tempfile::Builder::new().prefix("signalpost-test-").tempdir().expect("create a temporary directory");
     let url = format!("sqlite://{}", sqlite_file(dir.path()).display());
-    DbGuard {
-        url,
-        kind: GuardKind::Sqlite { dir },
-    }
+    DbGuard { url, kind: GuardKind::Sqlite { dir } }
 }
 
 async fn new_postgres_guard() -> Option<DbGuard> {
@@ -138,21 +124,13 @@ async fn new_postgres_guard() -> Option<DbGuard> {
         .await
         .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", store::redact_url(&admin_url)));
     // The name is generated here from digits and underscores, so quoting it is enough.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE DATABASE \"{database}\""
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap_or_else(|e| panic!("cannot create database {database}: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create database {database}: {e}"));
     let _ = admin.close().await;
     let url = with_database(&admin_url, &database);
-    Some(DbGuard {
-        url,
-        kind: GuardKind::Postgres {
-            admin_url,
-            database,
-        },
-    })
+    Some(DbGuard { url, kind: GuardKind::Postgres { admin_url, database } })
 }
 
 async fn connect_and_migrate(url: &str) -> Arc<dyn Store> {
@@ -165,27 +143,16 @@ async fn connect_and_migrate(url: &str) -> Arc<dyn Store> {
 fn unique_database_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "sp_test_{}_{}_{n}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("sp_test_{}_{}_{n}", std::process::id(), nanos % 1_000_000_000_000)
 }
 
 /// Replaces the database name in a PostgreSQL URL, keeping credentials, host and parameters.
 fn with_database(url: &str, database: &str) -> String {
     let authority_start = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[authority_start..];
-    let path_start = rest
-        .find(['/', '?'])
-        .map_or(url.len(), |i| authority_start + i);
-    let query_start = url[path_start..]
-        .find('?')
-        .map_or(url.len(), |i| path_start + i);
+    let path_start = rest.find(['/', '?']).map_or(url.len(), |i| authority_start + i);
+    let query_start = url[path_start..].find('?').map_or(url.len(), |i| path_start + i);
     format!("{}/{database}{}", &url[..path_start], &url[query_start..])
 }
 
@@ -193,19 +160,14 @@ fn with_database(url: &str, database: &str) -> String {
 /// calling it. Failures are ignored; a leftover `sp_test_…` database is harmless.
 fn drop_postgres_database(admin_url: String, database: String) {
     let worker = std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return;
         };
         runtime.block_on(async {
             if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
                 // FORCE ends the connections the test's pool may still hold.
                 let sql = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut admin)
-                    .await;
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
                 let _ = admin.close().await;
             }
         });
@@ -221,11 +183,7 @@ mod tests {
     async fn urls_open_migrated_databases_that_vanish_with_the_guard() {
         let (url, guard) = fresh_database_url().await;
         let store = store::connect(&url).await.unwrap();
-        let new = store::NewUser {
-            discord_user_id: None,
-            display_name: "ann".into(),
-            role: store::Role::User,
-        };
+        let new = store::NewUser { discord_user_id: None, display_name: "ann".into(), role: store::Role::User };
         store.create_user(&new).await.unwrap();
         let path = guard.sqlite_path();
         drop(store);
@@ -237,18 +195,9 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced_and_the_rest_kept() {
-        assert_eq!(
-            with_database("postgres://u:p@h:5432/test", "x"),
-            "postgres://u:p@h:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://h/test?sslmode=disable", "x"),
-            "postgres://h/x?sslmode=disable"
-        );
+        assert_eq!(with_database("postgres://u:p@h:5432/test", "x"), "postgres://u:p@h:5432/x");
+        assert_eq!(with_database("postgres://h/test?sslmode=disable", "x"), "postgres://h/x?sslmode=disable");
         assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
-        assert_eq!(
-            with_database("postgres://h?user=a", "x"),
-            "postgres://h/x?user=a"
-        );
+        assert_eq!(with_database("postgres://h?user=a", "x"), "postgres://h/x?user=a");
     }
 }
