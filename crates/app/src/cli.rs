@@ -25,6 +25,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate,
+    /// The signals the engine would have sent on a candle file, one per line.
+    Scan(crate::commands::scan::ScanArgs),
+    /// Train the two-stage reversal model and print its out-of-sample report.
+    Train(crate::commands::train::TrainArgs),
+    /// Run a strategy over a candle file and report its trades' metrics.
+    Backtest(crate::commands::backtest::BacktestArgs),
     /// Open, list, show and close paper trades by hand.
     #[command(subcommand)]
     Trades(TradesCommand),

@@ -48,6 +48,8 @@ pub struct Config {
     pub binance: ExchangeConfig,
     pub alpaca: ExchangeConfig,
     pub secret_key: Option<Secret>,
+    /// A reversal model file to use instead of the one that ships with the binary.
+    pub model_path: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -101,6 +103,7 @@ impl Default for Config {
             binance: ExchangeConfig::default(),
             alpaca: ExchangeConfig::default(),
             secret_key: None,
+            model_path: None,
         }
     }
 }
@@ -128,6 +131,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("ALPACA_API_SECRET_KEY", "alpaca.api_secret"),
     ("ALPACA_BASE_URL", "alpaca.base_url"),
     ("SIGNALPOST_SECRET_KEY", "secret_key"),
+    ("SIGNALPOST_MODEL", "model_path"),
 ];
 
 impl Config {

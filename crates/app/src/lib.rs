@@ -5,10 +5,12 @@
 //! application on port 0 with a fresh database.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod monitor;
+pub mod scanner;
 pub mod startup;
 
 pub use config::Config;

@@ -61,13 +61,35 @@ async fn serve(config: Config, args: cli::ServeArgs) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     init_tracing();
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(&error) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The whole chain of causes on one line, and no backtrace: this is for the person at the terminal.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Output piped into `head` that stops reading is the reader's choice, not a failure.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load().context("could not load configuration")?;
     match cli.command.unwrap_or(Command::Serve(cli::ServeArgs::default())) {
         Command::Serve(args) => serve(config, args).await,
         Command::Migrate => cli::migrate(&config).await,
+        Command::Scan(args) => signalpost::commands::scan::run(args),
+        Command::Train(args) => signalpost::commands::train::run(args),
+        Command::Backtest(args) => signalpost::commands::backtest::run(&config, args),
         Command::Trades(command) => cli::trades(&config, command).await,
     }
 }

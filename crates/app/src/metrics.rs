@@ -11,6 +11,7 @@ pub struct Metrics {
     pub open_trades: IntGauge,
     pub monitor_errors: IntCounter,
     pub replay_finished: IntGauge,
+    pub signals_stored: IntCounter,
 }
 
 impl Metrics {
@@ -27,13 +28,23 @@ impl Metrics {
             IntCounter::new("monitor_errors_total", "Failed attempts to close or sync trades").unwrap();
         let replay_finished =
             IntGauge::new("replay_finished", "1 once the replay feed has played all its data").unwrap();
-        for c in [&ticks, &candles_closed, &monitor_errors] {
+        let signals_stored = IntCounter::new("signals_stored_total", "Engine signals stored for subscribers").unwrap();
+        for c in [&ticks, &candles_closed, &monitor_errors, &signals_stored] {
             registry.register(Box::new(c.clone())).expect("unique metric names");
         }
         registry.register(Box::new(trades_closed.clone())).expect("unique metric names");
         registry.register(Box::new(open_trades.clone())).expect("unique metric names");
         registry.register(Box::new(replay_finished.clone())).expect("unique metric names");
-        Metrics { registry, ticks, candles_closed, trades_closed, open_trades, monitor_errors, replay_finished }
+        Metrics {
+            registry,
+            ticks,
+            candles_closed,
+            trades_closed,
+            open_trades,
+            monitor_errors,
+            replay_finished,
+            signals_stored,
+        }
     }
 
     pub fn render(&self) -> String {

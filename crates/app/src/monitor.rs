@@ -231,7 +231,7 @@ impl PositionMonitor {
         match event {
             Event::TradeOpened { trade } => self.watch(&trade),
             Event::TradeClosed { trade } | Event::TradeCancelled { trade } => self.unwatch(trade.id),
-            Event::CandleClosed { .. } | Event::FeedFinished { .. } => {}
+            Event::CandleClosed { .. } | Event::FeedFinished { .. } | Event::SignalCreated { .. } => {}
         }
     }
 
@@ -242,7 +242,9 @@ impl PositionMonitor {
         shutdown: CancellationToken,
         sync_every: std::time::Duration,
         full_reload_every: u32,
+        drained: tokio::sync::oneshot::Sender<()>,
     ) {
+        let mut drained = Some(drained);
         let mut events = match self.bus.subscribe().await {
             Ok(s) => Some(s),
             Err(error) => {
@@ -265,9 +267,8 @@ impl PositionMonitor {
                         // still tracked until shutdown.
                         feed_open = false;
                         self.save_prices(true).await;
-                        self.metrics.replay_finished.set(1);
-                        if let Err(error) = self.bus.publish(Event::FeedFinished { feed: "replay".into() }).await {
-                            tracing::warn!(%error, "could not announce the end of the feed");
+                        if let Some(done) = drained.take() {
+                            let _ = done.send(());
                         }
                     }
                 },

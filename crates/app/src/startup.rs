@@ -1,14 +1,19 @@
 //! Start-up: connect and migrate the store, start the market feed, the position monitor and the HTTP
 //! listener, and stop them all in order when shutdown is requested.
 
+use crate::scanner::{ClosedCandle, ScannerService};
 use crate::{config::Config, http, metrics::Metrics, monitor::PositionMonitor};
 use anyhow::Context;
 use bus::{Bus, Event, InProcessBus};
 use domain::{Clock, InstrumentRegistry, Symbol, Timeframe};
-use market::{FeedEvent, LoadOptions, ReplayFeed, ReplaySeries, ReplaySpeed};
+use market::{FeedEvent, LoadOptions, ReplayFeed, ReplaySeries, ReplaySpeed, Resampler};
+use std::collections::HashMap;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use store::Store;
-use tokio::{sync::mpsc, task::JoinSet};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
 /// A running Signalpost: what tests and `main` hold on to.
@@ -108,23 +113,49 @@ impl Application {
         .await
         .context("could not start the position monitor")?;
         let (tick_tx, tick_rx) = mpsc::channel(4096);
+        let (ticks_done_tx, ticks_done) = oneshot::channel();
         tasks.spawn(monitor.run(
             tick_rx,
             shutdown.clone(),
             Duration::from_millis(config.monitor.sync_interval_ms),
             config.monitor.full_reload_every,
+            ticks_done_tx,
         ));
 
+        let model = crate::commands::model::load_model(config.model_path.as_deref())?;
+        tracing::info!(model = %model.version, "reversal model loaded");
+        let mut scanner = ScannerService::new(store.clone(), bus.clone(), clock.clone(), model);
+        scanner.signals_stored = Some(metrics.signals_stored.clone());
+        let (candle_tx, candle_rx) = mpsc::channel(1024);
+        let (candles_done_tx, candles_done) = oneshot::channel::<()>();
+        let scanner_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            scanner.run(candle_rx, scanner_shutdown).await;
+            let _ = candles_done_tx.send(());
+        });
+
         let (feed_tx, feed_rx) = mpsc::channel(4096);
-        tasks.spawn(pump(feed_rx, tick_tx, bus.clone(), metrics.clone(), clock.clone()));
+        // Candle closes go on the bus only where other processes can consume them.
+        let publish_candles = config.nats_url.is_some();
+        tasks.spawn(pump(feed_rx, tick_tx, candle_tx, bus.clone(), metrics.clone(), clock.clone(), publish_candles));
         let feed_shutdown = shutdown.clone();
         tasks.spawn(async move {
-            // When the replay ends its channel closes; the monitor announces the end once it has applied every tick.
+            // When the replay ends its channel closes; the end is announced once the monitor has applied every
+            // tick and the scanner has scanned every candle.
             match feed.run(feed_tx, feed_shutdown).await {
                 Ok(stats) => {
                     tracing::info!(candles = stats.candles, ticks = stats.ticks, end = ?stats.end, "replay feed stopped");
                 }
                 Err(error) => tracing::error!(%error, "replay feed failed"),
+            }
+        });
+        let (end_bus, end_metrics) = (bus.clone(), metrics.clone());
+        tasks.spawn(async move {
+            if ticks_done.await.is_ok() && candles_done.await.is_ok() {
+                end_metrics.replay_finished.set(1);
+                if let Err(error) = end_bus.publish(Event::FeedFinished { feed: "replay".into() }).await {
+                    tracing::warn!(%error, "could not announce the end of the feed");
+                }
             }
         });
 
@@ -179,14 +210,18 @@ impl Application {
     }
 }
 
-/// Routes feed events: ticks to the position monitor, candle closes onto the bus for the scanner.
+/// Routes feed events: ticks to the position monitor; candle closes, and the coarser candles resampled from
+/// them (1h → 4h → 1d and so on up the chain), to the scanner and, when other processes listen, onto the bus.
 async fn pump(
     mut feed: mpsc::Receiver<FeedEvent>,
     ticks: mpsc::Sender<domain::Tick>,
+    candles: mpsc::Sender<ClosedCandle>,
     bus: Arc<dyn Bus>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
+    publish_candles: bool,
 ) {
+    let mut resamplers: HashMap<(Symbol, Timeframe), Vec<Resampler>> = HashMap::new();
     while let Some(event) = feed.recv().await {
         match event {
             FeedEvent::Tick(tick) => {
@@ -195,11 +230,36 @@ async fn pump(
                 }
             }
             FeedEvent::CandleClosed { symbol, timeframe, candle } => {
-                metrics.candles_closed.inc();
-                let event =
-                    Event::CandleClosed { symbol: Symbol::clone(&symbol), timeframe, candle, closed_at: clock.now() };
-                if let Err(error) = bus.publish(event).await {
-                    tracing::warn!(%error, "could not publish a candle close");
+                let chain = resamplers.entry((symbol.clone(), timeframe)).or_insert_with(|| {
+                    let mut chain = Vec::new();
+                    let mut tf = timeframe;
+                    while let Some(next) = tf.coarser() {
+                        chain.push(Resampler::with_source(timeframe, next));
+                        tf = next;
+                    }
+                    chain
+                });
+                let mut closed = vec![(timeframe, candle.clone())];
+                for resampler in chain.iter_mut() {
+                    let to = resampler.timeframe();
+                    closed.extend(resampler.push(&candle).map(|c| (to, c)));
+                }
+                for (timeframe, candle) in closed {
+                    metrics.candles_closed.inc();
+                    if publish_candles {
+                        let event = Event::CandleClosed {
+                            symbol: symbol.clone(),
+                            timeframe,
+                            candle: candle.clone(),
+                            closed_at: clock.now(),
+                        };
+                        if let Err(error) = bus.publish(event).await {
+                            tracing::warn!(%error, "could not publish a candle close");
+                        }
+                    }
+                    if candles.send(ClosedCandle { symbol: symbol.clone(), timeframe, candle }).await.is_err() {
+                        return;
+                    }
                 }
             }
         }

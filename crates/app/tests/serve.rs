@@ -70,7 +70,8 @@ async fn healthz_and_metrics_answer() {
     let metrics = app.get("/metrics").await.text().await.unwrap();
     // 4 candles × 4 synthetic ticks each.
     assert!(metrics.contains("signalpost_ticks_total 16"), "{metrics}");
-    assert!(metrics.contains("signalpost_candles_closed_total 4"), "{metrics}");
+    // Four 1h closes, and the 4h candle they complete (00:00–04:00).
+    assert!(metrics.contains("signalpost_candles_closed_total 5"), "{metrics}");
     assert!(metrics.contains("signalpost_replay_finished 1"), "{metrics}");
     app.stop().await;
 }
@@ -246,5 +247,94 @@ async fn real_ticks_inside_a_candle_decide_which_level_came_first() {
     assert_eq!(closed.pips, Some(dec!(109)));
     assert_eq!(closed.profit, Some(dec!(545)));
     assert_eq!(closed.closed_at, Some(at("2024-01-01T00:10:00Z")));
+    app.stop().await;
+}
+
+/// What `scan` finds on a file, computed with the same engine the scanner service runs.
+fn expected_signals(path: &std::path::Path) -> Vec<(i64, Side)> {
+    let candles = market::load_candles(path, &market::LoadOptions::default()).unwrap();
+    let model = signalpost::commands::model::load_model(None).unwrap();
+    let mut scanner = engine::reversal::ReversalScanner::new(model, 3600);
+    let eurusd = domain::InstrumentRegistry::global().get("EURUSD").unwrap();
+    candles
+        .iter()
+        .filter_map(|c| scanner.on_bar(&engine::Bar::from(c)))
+        .filter(|s| signalpost::scanner::to_signal(s, eurusd, domain::Timeframe::H1).is_ok())
+        .map(|s| (s.close_time, s.side))
+        .collect()
+}
+
+#[tokio::test]
+async fn serve_stores_engine_signals_for_subscribed_pairs_as_the_replay_closes_candles() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../market/tests/data/lean_oanda_EURUSD_H1_head300.csv.gz");
+    let expected = expected_signals(&file);
+    assert!(!expected.is_empty());
+    let (url, _db) = testkit::db::fresh_database_url().await;
+    let store = store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let user = user(&store).await;
+    let settings = domain::UserSettings {
+        enabled_timeframes: vec![domain::Timeframe::H1],
+        preferred_pairs: vec![domain::Symbol::normalize("EURUSD")],
+        ..domain::UserSettings::default()
+    };
+    store.save_settings(user, &settings).await.unwrap();
+    let options = AppOptions {
+        replay_series: vec![format!("EURUSD:1h:{}", file.display())],
+        replay_speed: 0.0,
+        ..AppOptions::default()
+    };
+    let mut app = spawn_app_on(&url, options.clone()).await;
+    app.wait_for_replay_end().await;
+    let mut stored: Vec<(i64, Side)> = app
+        .store
+        .recent_signals(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            assert_eq!(s.signal.source, domain::SignalSource::Engine);
+            assert_eq!(s.signal.timeframe, Some(domain::Timeframe::H1));
+            assert!(s.signal.model_version.as_deref().unwrap().starts_with("reversal-lr-v1-"));
+            assert!(s.signal.stage1_prob.is_some() && s.signal.stage2_prob.is_some());
+            (s.signal.created_at.timestamp(), s.signal.side)
+        })
+        .collect();
+    stored.sort();
+    assert_eq!(stored, expected, "one stored signal per engine signal, at the signal candle's close");
+    app.stop().await;
+
+    // Replaying the same candles again stores nothing twice.
+    let mut again = spawn_app_on(&url, options).await;
+    again.wait_for_replay_end().await;
+    assert_eq!(again.store.recent_signals(1000).await.unwrap().len(), expected.len());
+    again.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_is_stored_for_pairs_nobody_subscribes_to() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../market/tests/data/lean_oanda_EURUSD_H1_head300.csv.gz");
+    let (url, _db) = testkit::db::fresh_database_url().await;
+    let store = store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let user = user(&store).await;
+    let settings = domain::UserSettings {
+        preferred_pairs: vec![domain::Symbol::normalize("GBPUSD")],
+        ..domain::UserSettings::default()
+    };
+    store.save_settings(user, &settings).await.unwrap();
+    let mut app = spawn_app_on(
+        &url,
+        AppOptions {
+            replay_series: vec![format!("EURUSD:1h:{}", file.display())],
+            replay_speed: 0.0,
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    app.wait_for_replay_end().await;
+    assert!(app.store.recent_signals(10).await.unwrap().is_empty());
     app.stop().await;
 }

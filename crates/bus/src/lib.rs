@@ -34,6 +34,11 @@ pub enum Event {
         candle: Candle,
         closed_at: DateTime<Utc>,
     },
+    /// A signal was stored (by the engine, a provider parser or a webhook) and awaits routing.
+    SignalCreated {
+        signal_id: domain::SignalId,
+        signal: domain::Signal,
+    },
     /// A market feed has nothing more to send (the end of a replay).
     FeedFinished {
         feed: String,
@@ -48,6 +53,7 @@ impl Event {
             Event::TradeClosed { .. } => "trades.closed".into(),
             Event::TradeCancelled { .. } => "trades.cancelled".into(),
             Event::CandleClosed { symbol, timeframe, .. } => format!("candles.{symbol}.{timeframe}"),
+            Event::SignalCreated { .. } => "signals.created".into(),
             Event::FeedFinished { feed } => format!("feeds.{feed}.finished"),
         }
     }

@@ -35,7 +35,8 @@ impl Default for UserSettings {
             notifications_enabled: true,
             enabled_timeframes: vec![Timeframe::H1, Timeframe::H4],
             preferred_pairs: Vec::new(),
-            min_confidence: Decimal::new(60, 2),
+            // Confidence is the calibrated probability of the take profit first at 1:2, where 33% breaks even.
+            min_confidence: Decimal::new(35, 2),
             only_ml_enhanced: false,
             max_notifications_per_day: 20,
             notification_cooldown_minutes: 60,

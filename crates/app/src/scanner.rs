@@ -1,0 +1,196 @@
+//! The scanner service: runs the reversal engine on every candle close of every (instrument, timeframe)
+//! and stores a signal for each one that any user subscribes to.
+//!
+//! Every series' engine sees every candle, subscribed or not, so its indicators are warm the moment a user
+//! subscribes. Subscriptions are read from the store and refreshed at most every few seconds, not on every
+//! candle. Signals are stored with a dedup key (`engine:<symbol>:<timeframe>:<close time>`), so a restart
+//! replaying the same candle, or a second scanner process, stores each signal once.
+
+use bus::{Bus, Event};
+use chrono::{DateTime, Utc};
+use domain::{
+    Clock, Entry, Instrument, InstrumentRegistry, Price, Signal, SignalSource, Symbol, Timeframe, UserSettings,
+};
+use engine::reversal::{EngineSignal, ReversalModel, ReversalScanner};
+use rust_decimal::{Decimal, prelude::FromPrimitive};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use store::Store;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignalLevelsError {
+    #[error("{what} {value} is not a usable price")]
+    NotAPrice { what: &'static str, value: f64 },
+    #[error(transparent)]
+    Invalid(#[from] domain::SignalError),
+}
+
+fn to_price(what: &'static str, value: f64, places: u32) -> Result<Price, SignalLevelsError> {
+    Decimal::from_f64(value)
+        .map(|d| d.round_dp(places))
+        .and_then(|d| Price::new(d).ok())
+        .ok_or(SignalLevelsError::NotAPrice { what, value })
+}
+
+/// Turns an engine signal into a domain signal at the instrument's precision, validated.
+pub fn to_signal(s: &EngineSignal, instrument: &Instrument, timeframe: Timeframe) -> Result<Signal, SignalLevelsError> {
+    let places = instrument.price_precision;
+    let signal = Signal {
+        symbol: instrument.symbol.clone(),
+        timeframe: Some(timeframe),
+        side: s.side,
+        entry: Entry::Price { price: to_price("entry", s.entry, places)? },
+        stop_loss: Some(to_price("stop loss", s.stop_loss, places)?),
+        take_profits: vec![to_price("take profit", s.take_profit, places)?],
+        leverage: None,
+        confidence: Decimal::from_f64(s.confidence).map(|d| d.round_dp(4)),
+        source: SignalSource::Engine,
+        model_version: Some(s.model_version.clone()),
+        stage1_prob: Some(s.stage1_prob),
+        stage2_prob: Some(s.stage2_prob),
+        created_at: DateTime::from_timestamp(s.close_time, 0).unwrap_or_default(),
+    };
+    signal.validate()?;
+    Ok(signal)
+}
+
+/// Which (instrument, timeframe) pairs any user with notifications on asked for.
+#[derive(Debug, Default)]
+struct Subscriptions {
+    /// Timeframes subscribed to for every pair.
+    all_pairs: HashSet<Timeframe>,
+    pairs: HashSet<(Symbol, Timeframe)>,
+}
+
+impl Subscriptions {
+    fn from_settings<'a>(settings: impl Iterator<Item = &'a UserSettings>) -> Subscriptions {
+        let mut subs = Subscriptions::default();
+        for s in settings.filter(|s| s.notifications_enabled) {
+            let timeframes: Vec<Timeframe> =
+                if s.enabled_timeframes.is_empty() { Timeframe::ALL.to_vec() } else { s.enabled_timeframes.clone() };
+            for tf in timeframes {
+                if s.preferred_pairs.is_empty() {
+                    subs.all_pairs.insert(tf);
+                } else {
+                    for pair in &s.preferred_pairs {
+                        subs.pairs.insert((pair.clone(), tf));
+                    }
+                }
+            }
+        }
+        subs
+    }
+
+    fn wants(&self, symbol: &Symbol, timeframe: Timeframe) -> bool {
+        self.all_pairs.contains(&timeframe) || self.pairs.contains(&(symbol.clone(), timeframe))
+    }
+}
+
+pub struct ScannerService {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    clock: Arc<dyn Clock>,
+    model: Arc<ReversalModel>,
+    scanners: HashMap<(Symbol, Timeframe), ReversalScanner>,
+    subscriptions: Subscriptions,
+    refreshed_at: Option<DateTime<Utc>>,
+    pub signals_stored: Option<prometheus::IntCounter>,
+}
+
+impl std::fmt::Debug for ScannerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScannerService").field("series", &self.scanners.len()).finish_non_exhaustive()
+    }
+}
+
+impl ScannerService {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, clock: Arc<dyn Clock>, model: Arc<ReversalModel>) -> Self {
+        ScannerService {
+            store,
+            bus,
+            clock,
+            model,
+            scanners: HashMap::new(),
+            subscriptions: Subscriptions::default(),
+            refreshed_at: None,
+            signals_stored: None,
+        }
+    }
+
+    async fn refresh_subscriptions(&mut self) {
+        let now = self.clock.now();
+        if self.refreshed_at.is_some_and(|t| now - t < chrono::Duration::seconds(5)) {
+            return;
+        }
+        match self.store.users_with_settings().await {
+            Ok(users) => {
+                self.subscriptions = Subscriptions::from_settings(users.iter().map(|(_, s)| s));
+                self.refreshed_at = Some(now);
+            }
+            Err(error) => tracing::warn!(%error, "could not read subscriptions; keeping the last ones"),
+        }
+    }
+
+    /// Runs the engine on one closed candle; stores and announces the signal if someone subscribes to it.
+    pub async fn on_candle(&mut self, symbol: &Symbol, timeframe: Timeframe, candle: &domain::Candle) {
+        let Ok(instrument) = InstrumentRegistry::global().get(symbol.as_str()) else { return };
+        let model = self.model.clone();
+        let scanner = self
+            .scanners
+            .entry((symbol.clone(), timeframe))
+            .or_insert_with(|| ReversalScanner::new(model, timeframe.seconds()));
+        let Some(found) = scanner.on_bar(&engine::Bar::from(candle)) else { return };
+        self.refresh_subscriptions().await;
+        if !self.subscriptions.wants(symbol, timeframe) {
+            return;
+        }
+        let signal = match to_signal(&found, instrument, timeframe) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::debug!(%error, %symbol, %timeframe, "engine candidate with unusable levels skipped");
+                return;
+            }
+        };
+        let key = format!("engine:{symbol}:{timeframe}:{}", found.close_time);
+        match self.store.insert_signal(&signal, Some(&key)).await {
+            Ok((id, true)) => {
+                if let Some(c) = &self.signals_stored {
+                    c.inc();
+                }
+                tracing::info!(signal = %id, %symbol, %timeframe, side = %signal.side,
+                    confidence = found.confidence, "engine signal stored");
+                if let Err(error) = self.bus.publish(Event::SignalCreated { signal_id: id, signal }).await {
+                    tracing::warn!(%error, "could not announce a signal; the router will find it in the store");
+                }
+            }
+            Ok((_, false)) => {}
+            Err(error) => tracing::error!(%error, %symbol, %timeframe, "could not store an engine signal"),
+        }
+    }
+
+    /// Scans every candle close it is sent until the sender goes away or shutdown. Candles come over a
+    /// bounded channel rather than the broadcast bus so that a slow store slows the feed instead of making the
+    /// scanner skip candles, which would corrupt its indicators.
+    pub async fn run(mut self, mut candles: mpsc::Receiver<ClosedCandle>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                next = candles.recv() => match next {
+                    Some(c) => self.on_candle(&c.symbol, c.timeframe, &c.candle).await,
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
+/// A candle close on its way to the scanner.
+#[derive(Debug, Clone)]
+pub struct ClosedCandle {
+    pub symbol: Symbol,
+    pub timeframe: Timeframe,
+    pub candle: domain::Candle,
+}
