@@ -112,14 +112,16 @@ def exact_trade_count(path: Path) -> int:
     from fractions import Fraction
 
     with gzip.open(path, "rt", newline="") as f:
-        mids = [(Fraction(Decimal(r["bid_close"])) + Fraction(Decimal(r["ask_close"]))) / 2 for r in csv.DictReader(f)]
+        mids = [(Fraction(Decimal(r["bid_close"])) + Fraction(Decimal(r["ask_close"]))) / 2
+                for r in csv.DictReader(f)]
     prefix = [Fraction(0)]
     for m in mids:
         prefix.append(prefix[-1] + m)
     trades, previous = 0, None
     for j in range(29, len(mids) - 1):
         now = ((prefix[j + 1] - prefix[j - 9]) / 10, (prefix[j + 1] - prefix[j - 29]) / 30)
-        if previous and ((previous[0] < previous[1] and now[0] > now[1]) or (previous[1] < previous[0] and now[1] > now[0])):
+        (f0, s0), (f1, s1) = previous or now, now
+        if (f0 < s0 and f1 > s1) or (s0 < f0 and s1 > f1):
             trades += 1
         previous = now
     return trades

@@ -248,6 +248,21 @@ fn bundled_eurusd_sma_cross() {
 }
 
 #[test]
+fn reversal_is_the_default_strategy_and_trades_with_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let candles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../market/data/lean_oanda_EURUSD_H1_2007-2018.csv.gz");
+    let out =
+        cli(dir.path(), &["--candles", candles.to_str().unwrap(), "--symbol", "EURUSD", "--timeframe", "1h", "--json"]);
+    let m = json(&out);
+    assert_eq!(m["strategy"], "reversal");
+    assert_eq!(m["bars"], 74_439);
+    assert!(f(&m, "trades") > 0.0);
+    // Every reversal trade has a stop loss and a take profit, so both R figures exist.
+    assert!(f(&m, "avg_planned_rr") > 0.0);
+    assert!(f(&m, "avg_rr").is_finite());
+}
+
+#[test]
 fn bad_input_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let good = write(dir.path(), "hand.csv", &hand_series(None));

@@ -1,4 +1,5 @@
-//! Backtester throughput: `sma-cross` (SMA 10/30, stop-and-reverse) over the 74,439-bar Lean EURUSD H1
+//! Backtester throughput: `sma-cross` (SMA 10/30, stop-and-reverse) and `reversal` (the shipped model,
+//! every signal taken) over the 74,439-bar Lean EURUSD H1
 //! file, mid prices with the file's spreads, as `signalpost backtest --strategy sma-cross` runs it.
 //! Criterion reports candles per second (one element = one bar).
 //!
@@ -36,6 +37,18 @@ fn sma_cross(c: &mut Criterion) {
     group.bench_function("sma_cross_eurusd_h1_74k_no_spreads", |b| {
         b.iter(|| {
             let result = backtest::run(&mut SmaCross::default(), eurusd, &bars, None, &config).unwrap();
+            black_box(result.metrics.trades)
+        })
+    });
+    let model = std::sync::Arc::new(
+        engine::reversal::ReversalModel::from_json(include_str!("../../../models/reversal-lr-v1.json"), "shipped")
+            .unwrap(),
+    );
+    group.bench_function("reversal_eurusd_h1_74k", |b| {
+        b.iter(|| {
+            let scanner = engine::reversal::ReversalScanner::new(model.clone(), 3600);
+            let mut strategy = engine::reversal::ReversalStrategy::new(scanner, 0.0);
+            let result = backtest::run(&mut strategy, eurusd, &bars, Some(&spreads), &config).unwrap();
             black_box(result.metrics.trades)
         })
     });

@@ -21,6 +21,7 @@ pub fn load_series(path: &Path, symbol: &str, timeframe: &str, price: PriceSide)
     let file = market::load_candle_file(path, &LoadOptions::with_price(price))
         .with_context(|| format!("could not load {}", path.display()))?;
     check_timeframe(&file, timeframe, path)?;
+    report_gaps(path, &file.candles, timeframe);
     let bars = file.candles.iter().map(engine::Bar::from).collect();
     Ok(LoadedSeries { instrument, timeframe, file, bars })
 }
@@ -32,4 +33,21 @@ fn check_timeframe(file: &CandleFile, timeframe: Timeframe, path: &Path) -> anyh
         anyhow::bail!("{} holds {found} candles, not {timeframe}: pass --timeframe {found}", path.display());
     }
     Ok(())
+}
+
+/// Says on stderr how many stretches of missing candles a file has. Indicators run across a gap as if the
+/// bars were consecutive, which is how a trader's chart shows a weekend; the note lets a user see that
+/// holes are there at all.
+pub fn report_gaps(path: &Path, candles: &[domain::Candle], timeframe: Timeframe) {
+    let gaps = market::find_gaps(candles, timeframe);
+    if let Some(largest) = gaps.iter().max_by_key(|g| g.missing) {
+        eprintln!(
+            "note: {} has {} gaps ({} missing {timeframe} candles in all; the largest, {} candles, after {})",
+            path.display(),
+            gaps.len(),
+            gaps.iter().map(|g| g.missing).sum::<u64>(),
+            largest.missing,
+            largest.from.to_rfc3339(),
+        );
+    }
 }

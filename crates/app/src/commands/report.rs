@@ -3,6 +3,11 @@
 //! Money is `Decimal` in the engine; here it becomes a JSON number, because that is what scripts comparing
 //! runs want, and the cents survive the trip through `f64`. Figures that do not exist (a profit factor
 //! without losses, pips on a stock) are `null`, never 0.
+//!
+//! The JSON's figures are the engine's `Metrics` (defined in `engine::backtest::metrics`) under the same
+//! names, except `avg_rr`, which is `avg_r_multiple`: the mean realised R multiple of the trades with a stop
+//! loss. `win_rate` is a fraction (0.5, not 50), `max_drawdown_pct` a percentage, and `seconds` the wall
+//! time of the engine's run alone (not loading the file or printing).
 
 use super::backtest::Outcome;
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -64,7 +64,7 @@ pub fn print_report(report: &EvaluationReport) {
     println!("    every candidate  {:>6}  {}  {:>+7.3}", b.trades, pct(b.win_rate), b.mean_r);
     for t in &report.thresholds {
         println!(
-            "    confidence ≥ {:.1}  {:>6}  {}  {:>+7.3}",
+            "    confidence ≥ {:<4} {:>6}  {}  {:>+7.3}",
             t.threshold.unwrap_or_default(),
             t.trades,
             pct(t.win_rate),
@@ -89,6 +89,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .with_context(|| format!("could not load {}", path.display()))?;
         let timeframe = market::infer_timeframe(&file.candles)
             .with_context(|| format!("{}: too few candles to tell their timeframe", path.display()))?;
+        super::candles::report_gaps(path, &file.candles, timeframe);
         let bars: Vec<engine::Bar> = file.candles.iter().map(engine::Bar::from).collect();
         let found = evaluate::collect_samples(&bars, params, args.horizon, timeframe.seconds());
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());

@@ -226,8 +226,9 @@ impl Run<'_> {
         let bad = || BacktestError::BadPrice { bar, what, value, symbol: self.instrument.symbol.to_string() };
         let places = self.instrument.price_precision;
         let scaled = (value * 10f64.powi(places as i32)).round();
-        // Scaling and rounding in f64 is exact while the count of steps fits the 53-bit mantissa, and far
-        // cheaper than `Decimal::from_f64`, which spells out every binary digit; past that, take the slow road.
+        // Rounding the scaled f64 picks the same price step as decimal rounding would, except within an ulp
+        // of a half step, where a binary price is ambiguous anyway; it is far cheaper than
+        // `Decimal::from_f64`, which spells out every binary digit. Beyond 2^53 steps, take the slow road.
         let rounded = if scaled.abs() < 9.0e15 {
             Decimal::new(scaled as i64, places)
         } else {
@@ -260,14 +261,7 @@ impl Run<'_> {
         Ok(Some(Position { side: intent.side, entry, entry_bar: i, stop_loss, take_profit }))
     }
 
-    fn close(
-        &mut self,
-        position: Position,
-        bar: usize,
-        exit: Price,
-        reason: ExitReason,
-        at_open: bool,
-    ) -> Result<(), BacktestError> {
+    fn close(&mut self, position: Position, bar: usize, exit: Price, reason: ExitReason, at_open: bool) {
         let config = self.config;
         let o = pnl::outcome(
             self.instrument,
@@ -304,16 +298,16 @@ impl Run<'_> {
             planned_rr,
             bars_held: bar - position.entry_bar + usize::from(!at_open),
         });
-        Ok(())
     }
 
     fn close_at_open(&mut self, position: Position, i: usize, reason: ExitReason) -> Result<(), BacktestError> {
         let exit = self.price(i, "exit", self.exit_quote(position.side, i, self.bars[i].open))?;
-        self.close(position, i, exit, reason, true)
+        self.close(position, i, exit, reason, true);
+        Ok(())
     }
 
     /// Applies bar `i`'s range to an open position; returns it if it survived the bar.
-    fn check_levels(&mut self, position: Position, i: usize) -> Result<Option<Position>, BacktestError> {
+    fn apply_levels(&mut self, position: Position, i: usize) -> Result<Option<Position>, BacktestError> {
         if position.stop_loss.is_none() && position.take_profit.is_none() {
             return Ok(Some(position));
         }
@@ -343,7 +337,7 @@ impl Run<'_> {
         } else {
             return Ok(Some(position));
         };
-        self.close(position, i, exit, reason, false)?;
+        self.close(position, i, exit, reason, false);
         Ok(None)
     }
 
@@ -405,7 +399,7 @@ pub fn run(
             position = run.execute(i, std::mem::replace(&mut pending, Action::Hold), position)?;
         }
         if let Some(open) = position {
-            position = run.check_levels(open, i)?;
+            position = run.apply_levels(open, i)?;
         }
         pending = strategy.on_bar(bar, position.map(|p| p.side));
     }
@@ -413,7 +407,7 @@ pub fn run(
     if let Some(open) = position {
         let last = bars.len() - 1;
         let exit = run.price(last, "exit", run.exit_quote(open.side, last, bars[last].close))?;
-        run.close(open, last, exit, ExitReason::EndOfData, false)?;
+        run.close(open, last, exit, ExitReason::EndOfData, false);
     }
     let (metrics, equity) =
         metrics::compute(&run.trades, bars, config.initial_balance, instrument.pip_size.is_some(), run.skipped_entries);

@@ -476,3 +476,82 @@ fn sma_cross_reverses_on_every_cross() {
     assert_eq!(got, vec![(Side::Long, 4, 6, ExitReason::Reverse), (Side::Short, 6, 6, ExitReason::EndOfData)]);
     assert_eq!(r.strategy, "sma-cross");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::strategy::Strategy as _;
+
+    /// A random walk of EURUSD-like bars on the 5-decimal grid, and one action per bar.
+    fn scenario() -> impl proptest::strategy::Strategy<Value = (Vec<Bar>, Vec<Action>, Vec<f64>)> {
+        let step = (-30i64..30, -30i64..30, 0i64..40, 0i64..40, 0i64..4);
+        let action = (0u8..6, any::<bool>(), 5i64..60, 5i64..60);
+        proptest::collection::vec((step, action), 2..80).prop_map(|steps| {
+            let mut price = 110_000i64;
+            let (mut bars, mut actions, mut spreads) = (Vec::new(), Vec::new(), Vec::new());
+            for (i, ((gap, body, up, down, spread), (kind, long, sl, tp))) in steps.into_iter().enumerate() {
+                let open = price + gap;
+                let close = open + body;
+                let (high, low) = (open.max(close) + up, open.min(close) - down);
+                price = close;
+                let px = |x: i64| x as f64 / 100_000.0;
+                bars.push(bar(i as i64, px(open), px(high), px(low), px(close)));
+                spreads.push(spread as f64 / 100_000.0);
+                let side = if long { Side::Long } else { Side::Short };
+                let dir = if long { 1 } else { -1 };
+                let levels = intent(side, Some(px(close - dir * sl)), Some(px(close + dir * tp)));
+                actions.push(match kind {
+                    0 => Action::Enter(levels),
+                    1 => Action::Reverse(intent(side, None, None)),
+                    2 => Action::Reverse(levels),
+                    3 => Action::Exit,
+                    _ => Action::Hold,
+                });
+            }
+            (bars, actions, spreads)
+        })
+    }
+
+    proptest! {
+        /// No look-ahead: the trades a run over the first `m` bars closes before its last bar are exactly
+        /// the full run's first trades, so nothing after a bar can change what happened at it.
+        #[test]
+        fn a_prefix_of_the_history_gives_a_prefix_of_the_trades((bars, actions, spreads) in scenario(), cut in 0.0f64..1.0) {
+            let m = ((bars.len() as f64 * cut) as usize).max(1);
+            let config = BacktestConfig::default();
+            let full = run(&mut Script { actions: actions.clone(), seen: vec![] }, eurusd(), &bars, Some(&spreads), &config).unwrap();
+            let part = run(&mut Script { actions, seen: vec![] }, eurusd(), &bars[..m], Some(&spreads[..m]), &config).unwrap();
+            let settled: Vec<_> = part.trades.iter().filter(|t| t.reason != ExitReason::EndOfData).collect();
+            prop_assert!(settled.len() <= full.trades.len());
+            for (a, b) in settled.iter().zip(&full.trades) {
+                prop_assert_eq!(*a, b);
+            }
+        }
+
+        /// Every fill is a price the market offered: entries at a bar's open on the entry side, exits within
+        /// the exit side's range of their bar, and every trade's figures add up to the metrics.
+        #[test]
+        fn fills_are_prices_the_market_offered((bars, actions, spreads) in scenario()) {
+            let config = BacktestConfig::default();
+            let r = run(&mut Script { actions, seen: vec![] }, eurusd(), &bars, Some(&spreads), &config).unwrap();
+            let to_f = |p: Price| p.value().to_f64().unwrap();
+            // Fills are rounded to the 5-decimal grid, so a half-spread of half a step moves them by up to it.
+            let step = 0.5e-5 + 1e-12;
+            for t in &r.trades {
+                let (b, s) = (bars[t.entry_bar], spreads[t.entry_bar]);
+                let want = match t.side { Side::Long => b.open + s / 2.0, Side::Short => b.open - s / 2.0 };
+                prop_assert!((to_f(t.entry) - want).abs() <= step, "{t:?}");
+                prop_assert!(t.entry_bar > 0, "nothing fills on the first bar: no decision precedes it");
+                let (b, s) = (bars[t.exit_bar], spreads[t.exit_bar]);
+                let shift = match t.side { Side::Long => -s / 2.0, Side::Short => s / 2.0 };
+                let exit = to_f(t.exit);
+                prop_assert!(exit >= b.low + shift - step && exit <= b.high + shift + step, "{t:?} {b:?}");
+                prop_assert!(t.exit_bar >= t.entry_bar);
+            }
+            let net: Decimal = r.trades.iter().filter_map(|t| t.profit).sum();
+            prop_assert_eq!(r.metrics.net_profit, net);
+            prop_assert_eq!(r.equity.len(), r.trades.len() + 1);
+            prop_assert!(r.metrics.closed_at_end <= 1);
+        }
+    }
+}

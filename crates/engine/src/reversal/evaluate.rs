@@ -187,7 +187,7 @@ pub fn walk_forward(
         brier_baseline,
         calibration,
         baseline: select(&by_p2, None),
-        thresholds: [0.5, 0.6, 0.7].into_iter().map(|t| select(&by_p2, Some(t))).collect(),
+        thresholds: [0.35, 0.5, 0.6, 0.7].into_iter().map(|t| select(&by_p2, Some(t))).collect(),
     })
 }
 
