@@ -4,8 +4,9 @@
 use crate::metrics::Metrics;
 use axum::{
     Router,
+    body::Bytes,
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -16,6 +17,16 @@ use store::Store;
 pub struct HttpState {
     pub store: Arc<dyn Store>,
     pub metrics: Metrics,
+    /// Present when `DISCORD_PUBLIC_KEY` is set.
+    pub interactions: Option<Arc<InteractionEndpoint>>,
+    pub clock: Arc<dyn domain::Clock>,
+}
+
+/// Discord's Interactions Endpoint: the signature check, then the handler.
+#[derive(Debug)]
+pub struct InteractionEndpoint {
+    pub verifier: discord::signature::InteractionVerifier,
+    pub handler: crate::interactions::InteractionHandler,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +51,49 @@ async fn healthz(State(state): State<HttpState>) -> Result<impl IntoResponse, Ap
     Ok(axum::Json(serde_json::json!({ "status": "ok", "database": state.store.backend_name() })))
 }
 
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// `POST /discord/interactions`. The signature is checked over the raw bytes before anything is parsed, so a
+/// forged or replayed request changes nothing and learns nothing.
+async fn discord_interactions(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(endpoint) = &state.interactions else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "Discord interactions are not configured (DISCORD_PUBLIC_KEY is unset)",
+        );
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Err(error) = endpoint.verifier.verify_at(
+        header("x-signature-ed25519"),
+        header("x-signature-timestamp"),
+        &body,
+        state.clock.now().timestamp(),
+    ) {
+        tracing::debug!(%error, "interaction refused");
+        return json_error(StatusCode::UNAUTHORIZED, "invalid request signature");
+    }
+    let incoming = match discord::interactions::parse_interaction(&body) {
+        Ok(incoming) => incoming,
+        // A well-formed interaction carrying a control we did not make: refuse it to the user, privately.
+        Err(
+            error @ (discord::interactions::InteractionError::CustomId(_)
+            | discord::interactions::InteractionError::MisplacedCustomId { .. }),
+        ) => {
+            return axum::Json(discord::interactions::ephemeral_message(&format!(
+                "Signalpost does not know that control ({error}); nothing was done."
+            )))
+            .into_response();
+        }
+        Err(error) => {
+            tracing::warn!(%error, "signed interaction that we could not read");
+            return json_error(StatusCode::BAD_REQUEST, "malformed interaction");
+        }
+    };
+    axum::Json(endpoint.handler.handle(incoming).await).into_response()
+}
+
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }
@@ -48,6 +102,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/discord/interactions", axum::routing::post(discord_interactions))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

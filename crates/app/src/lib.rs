@@ -8,8 +8,11 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
+pub mod interactions;
 pub mod metrics;
 pub mod monitor;
+pub mod outbox;
+pub mod router;
 pub mod scanner;
 pub mod startup;
 

@@ -134,6 +134,20 @@ impl Application {
             let _ = candles_done_tx.send(());
         });
 
+        // Notifications are queued for every subscriber (they are the dashboard's inbox too); they are
+        // delivered to Discord only when a bot token is configured.
+        let outbox_wake = Arc::new(tokio::sync::Notify::new());
+        let signals = bus.subscribe().await.context("the router could not subscribe to the bus")?;
+        tasks.spawn(crate::router::run(store.clone(), signals, outbox_wake.clone(), shutdown.clone()));
+        if let Some(token) = &config.discord.token {
+            let notifier =
+                discord::client::DiscordNotifier::new(token.expose().to_string(), config.discord.api_base.clone())
+                    .context("could not set up the Discord client")?;
+            let outbox = crate::outbox::Outbox::new(store.clone(), Arc::new(notifier), clock.clone(), outbox_wake);
+            tasks.spawn(outbox.run(shutdown.clone()));
+            tracing::info!("Discord delivery on");
+        }
+
         let (feed_tx, feed_rx) = mpsc::channel(4096);
         // Candle closes go on the bus only where other processes can consume them.
         let publish_candles = config.nats_url.is_some();
@@ -163,7 +177,20 @@ impl Application {
             .await
             .with_context(|| format!("could not listen on {}", config.bind))?;
         let address = listener.local_addr().context("listener has no local address")?;
-        let app = http::router(http::HttpState { store: store.clone(), metrics: metrics.clone() });
+        let interactions = match &config.discord.public_key {
+            Some(key) => Some(Arc::new(http::InteractionEndpoint {
+                verifier: discord::signature::InteractionVerifier::new(key)
+                    .context("DISCORD_PUBLIC_KEY is not a valid Ed25519 public key")?,
+                handler: crate::interactions::InteractionHandler::new(store.clone(), bus.clone(), clock.clone()),
+            })),
+            None => None,
+        };
+        let app = http::router(http::HttpState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            interactions,
+            clock: clock.clone(),
+        });
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
             let server = axum::serve(listener, app).with_graceful_shutdown(http_shutdown.cancelled_owned());

@@ -236,6 +236,7 @@ async fn real_ticks_inside_a_candle_decide_which_level_came_first() {
             replay_series: vec![format!("EURUSD:1h:{}", candles.display())],
             replay_ticks: vec![format!("EURUSD:{}", ticks.display())],
             replay_speed: 0.0,
+            discord: None,
         },
     )
     .await;

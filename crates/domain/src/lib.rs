@@ -22,7 +22,7 @@ pub use ids::{NotificationId, SignalId, TradeId, UserId};
 pub use instrument::{AssetClass, Instrument, InstrumentRegistry, Symbol, UnknownInstrument};
 pub use pnl::{Outcome, PnlError, RateBook};
 pub use price::{Lots, Price, PriceError};
-pub use settings::{Delivery, SettingsError, UserSettings};
+pub use settings::{Declined, Delivery, SettingsError, UserSettings};
 pub use signal::{Entry, Signal, SignalError, SignalSource};
 pub use time::{Clock, ManualClock, SystemClock};
 pub use timeframe::{Timeframe, UnknownTimeframe};

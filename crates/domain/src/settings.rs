@@ -76,3 +76,91 @@ impl UserSettings {
         Ok(())
     }
 }
+
+/// Why a user's settings do not want a signal; `None` from [`UserSettings::declines`] means they do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declined {
+    NotificationsOff,
+    Timeframe,
+    Pair,
+    BelowMinimumConfidence,
+    NotMlEnhanced,
+}
+
+impl UserSettings {
+    /// The router's per-user filter. The cooldown and the daily cap depend on what was already sent, so the
+    /// store checks them in the transaction that writes the notification.
+    pub fn declines(&self, signal: &crate::Signal) -> Option<Declined> {
+        if !self.notifications_enabled {
+            return Some(Declined::NotificationsOff);
+        }
+        if let Some(tf) = signal.timeframe
+            && !self.enabled_timeframes.is_empty()
+            && !self.enabled_timeframes.contains(&tf)
+        {
+            return Some(Declined::Timeframe);
+        }
+        if !self.preferred_pairs.is_empty() && !self.preferred_pairs.contains(&signal.symbol) {
+            return Some(Declined::Pair);
+        }
+        // A provider's signal has no model confidence; the minimum applies to what has one.
+        if let Some(confidence) = signal.confidence
+            && confidence < self.min_confidence
+        {
+            return Some(Declined::BelowMinimumConfidence);
+        }
+        if self.only_ml_enhanced && signal.stage2_prob.is_none() {
+            return Some(Declined::NotMlEnhanced);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Entry, Price, Side, Signal, SignalSource, Symbol, Timeframe};
+    use rust_decimal::Decimal;
+
+    fn signal(symbol: &str, tf: Timeframe, confidence: Option<Decimal>, ml: bool) -> Signal {
+        Signal {
+            symbol: Symbol::normalize(symbol),
+            timeframe: Some(tf),
+            side: Side::Long,
+            entry: Entry::Price { price: Price::parse("1.1").unwrap() },
+            stop_loss: None,
+            take_profits: vec![],
+            leverage: None,
+            confidence,
+            source: SignalSource::Engine,
+            model_version: ml.then(|| "m".to_string()),
+            stage1_prob: None,
+            stage2_prob: ml.then_some(0.5),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn each_setting_filters_what_it_names() {
+        let s = UserSettings {
+            enabled_timeframes: vec![Timeframe::H1],
+            preferred_pairs: vec![Symbol::normalize("EURUSD")],
+            min_confidence: Decimal::new(40, 2),
+            only_ml_enhanced: true,
+            ..UserSettings::default()
+        };
+        let ok = signal("EURUSD", Timeframe::H1, Some(Decimal::new(40, 2)), true);
+        assert_eq!(s.declines(&ok), None);
+        assert_eq!(s.declines(&signal("GBPUSD", Timeframe::H1, Some(Decimal::ONE), true)), Some(Declined::Pair));
+        assert_eq!(s.declines(&signal("EURUSD", Timeframe::H4, Some(Decimal::ONE), true)), Some(Declined::Timeframe));
+        assert_eq!(
+            s.declines(&signal("EURUSD", Timeframe::H1, Some(Decimal::new(39, 2)), true)),
+            Some(Declined::BelowMinimumConfidence)
+        );
+        assert_eq!(s.declines(&signal("EURUSD", Timeframe::H1, None, false)), Some(Declined::NotMlEnhanced));
+        let off = UserSettings { notifications_enabled: false, ..s.clone() };
+        assert_eq!(off.declines(&ok), Some(Declined::NotificationsOff));
+        let everything = UserSettings::default();
+        assert_eq!(everything.declines(&signal("BTCUSDT", Timeframe::H4, None, false)), None);
+    }
+}

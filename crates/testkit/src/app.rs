@@ -16,6 +16,17 @@ pub struct AppOptions {
     pub replay_speed: f64,
     /// `SYMBOL:PATH` tick files replayed instead of ticks made from the candles.
     pub replay_ticks: Vec<String>,
+    /// Discord settings; `None` leaves Discord off.
+    pub discord: Option<DiscordOptions>,
+}
+
+/// Discord settings for a test app: point `api_base` at a `FakeDiscord`.
+#[derive(Debug, Clone, Default)]
+pub struct DiscordOptions {
+    pub token: Option<String>,
+    pub application_id: Option<String>,
+    pub public_key_hex: Option<String>,
+    pub api_base: Option<String>,
 }
 
 #[derive(Debug)]
@@ -77,6 +88,16 @@ pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
             ..defaults.replay.clone()
         },
         monitor: signalpost::config::MonitorConfig { sync_interval_ms: 100, ..defaults.monitor.clone() },
+        discord: match options.discord {
+            Some(d) => signalpost::config::DiscordConfig {
+                token: d.token.map(Secret::new),
+                application_id: d.application_id,
+                public_key: d.public_key_hex,
+                api_base: d.api_base,
+                gateway_url: None,
+            },
+            None => defaults.discord.clone(),
+        },
         ..defaults
     };
     let bus = Arc::new(InProcessBus::default());

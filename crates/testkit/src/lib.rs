@@ -4,5 +4,6 @@
 
 pub mod app;
 pub mod db;
+pub mod discord;
 
-pub use app::{AppOptions, TestApp, spawn_app, spawn_app_on, write_candles};
+pub use app::{AppOptions, DiscordOptions, TestApp, spawn_app, spawn_app_on, write_candles};

@@ -1,0 +1,282 @@
+//! Discord end to end through the real app: the replay makes engine signals, the router queues them, the
+//! outbox delivers them to the fake Discord (which checks every body against Discord's OpenAPI
+//! description), and signed interactions on `POST /discord/interactions` open trades from the buttons.
+
+use discord::render::ENGINE_TITLE;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+use store::{NotificationStatus, Store, TradeFilter};
+use testkit::discord::FakeDiscord;
+use testkit::discord::openapi::Spec;
+use testkit::{AppOptions, DiscordOptions, TestApp, spawn_app_on};
+
+const ANN: &str = "1100000000000000000";
+const BOB: &str = "1100000000000000099";
+
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+fn eurusd_300() -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../market/tests/data/lean_oanda_EURUSD_H1_head300.csv.gz");
+    format!("EURUSD:1h:{}", file.display())
+}
+
+async fn linked_user(store: &std::sync::Arc<dyn Store>, discord_id: &str, name: &str) -> domain::UserId {
+    let user = store.ensure_discord_user(discord_id, name).await.unwrap();
+    let settings = domain::UserSettings {
+        enabled_timeframes: vec![domain::Timeframe::H1],
+        preferred_pairs: vec![domain::Symbol::normalize("EURUSD")],
+        min_confidence: rust_decimal::Decimal::ZERO,
+        notification_cooldown_minutes: 0,
+        max_notifications_per_day: 1000,
+        ..domain::UserSettings::default()
+    };
+    store.save_settings(user.id, &settings).await.unwrap();
+    user.id
+}
+
+async fn start(fake: Option<&FakeDiscord>, url: &str) -> TestApp {
+    let discord = DiscordOptions {
+        token: fake.map(|_| "test-bot-token".to_string()),
+        application_id: Some(testkit::discord::DEFAULT_APPLICATION_ID.to_string()),
+        public_key_hex: Some(hex::encode(key().verifying_key().as_bytes())),
+        api_base: fake.map(|f| f.base_url()),
+    };
+    spawn_app_on(
+        url,
+        AppOptions {
+            replay_series: vec![eurusd_300()],
+            replay_speed: 0.0,
+            discord: Some(discord),
+            ..AppOptions::default()
+        },
+    )
+    .await
+}
+
+/// Posts an interaction signed as Discord would sign it.
+async fn interact(app: &TestApp, body: &Value, timestamp: i64, signing: &SigningKey) -> reqwest::Response {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let ts = timestamp.to_string();
+    let signature = signing.sign(&[ts.as_bytes(), &bytes].concat());
+    app.client
+        .post(app.url("/discord/interactions"))
+        .header("X-Signature-Ed25519", hex::encode(signature.to_bytes()))
+        .header("X-Signature-Timestamp", ts)
+        .header("Content-Type", "application/json")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn envelope(kind: u8, user: &str, data: Value) -> Value {
+    json!({
+        "id": "1300000000000000001", "application_id": testkit::discord::DEFAULT_APPLICATION_ID, "type": kind,
+        "token": "interaction-token", "version": 1, "locale": "en-US", "app_permissions": "0", "entitlements": [],
+        "authorizing_integration_owners": {}, "context": 1, "attachment_size_limit": 10485760,
+        "channel_id": "1000000000000000010",
+        "user": {"id": user, "username": "someone", "global_name": "Someone", "discriminator": "0", "avatar": null},
+        "data": data,
+    })
+}
+
+fn click(user: &str, custom_id: &str) -> Value {
+    envelope(3, user, json!({"custom_id": custom_id, "component_type": 2}))
+}
+
+fn submit(user: &str, notification: i64, values: &[(&str, &str)]) -> Value {
+    let rows: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (id, v))| json!({"type": 1, "id": 2 * i + 1, "components": [{"type": 4, "id": 2 * i + 2, "custom_id": id, "value": v}]}))
+        .collect();
+    envelope(5, user, json!({"custom_id": format!("trade:{notification}"), "components": rows}))
+}
+
+async fn answer(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    Spec::global().validate_interaction_response(&body).unwrap_or_else(|e| panic!("{body} is not valid: {e:?}"));
+    body
+}
+
+#[tokio::test]
+async fn interactions_need_a_valid_fresh_signature_and_ping_gets_pong() {
+    let (url, _db) = testkit::db::fresh_database_url().await;
+    let app = start(None, &url).await;
+    let ping = json!({"id": "1", "application_id": "2", "type": 1, "token": "t", "version": 1});
+    let unsigned = app.client.post(app.url("/discord/interactions")).json(&ping).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(interact(&app, &ping, now(), &SigningKey::from_bytes(&[9u8; 32])).await.status(), 401, "wrong key");
+    assert_eq!(interact(&app, &ping, now() - 3600, &key()).await.status(), 401, "stale timestamp");
+    let pong = answer(interact(&app, &ping, now(), &key()).await).await;
+    assert_eq!(pong, json!({"type": 1}));
+    // A signed click from someone who never linked an account is told how to link.
+    let refused = answer(interact(&app, &click(BOB, "open:1"), now(), &key()).await).await;
+    assert_eq!(refused["data"]["flags"], 64);
+    assert!(refused["data"]["content"].as_str().unwrap().contains("/link"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_signal_reaches_discord_and_its_buttons_open_exactly_one_trade() {
+    let fake = FakeDiscord::start().await;
+    let (url, _db) = testkit::db::fresh_database_url().await;
+    let store = store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let ann = linked_user(&store, ANN, "ann").await;
+    linked_user(&store, BOB, "bob").await;
+    let mut app = start(Some(&fake), &url).await;
+    app.wait_for_replay_end().await;
+
+    let queued = store.notifications_for_user(ann, 1000, 0).await.unwrap();
+    assert!(!queued.is_empty(), "the replay produced signals for Ann");
+    // Both users get every signal, so the fake sees two messages per signal.
+    let sent = fake.wait_for_messages(2 * queued.len(), Duration::from_secs(30)).await.unwrap();
+    assert!(fake.invalid_bodies().is_empty(), "{:?}", fake.invalid_bodies());
+    assert_eq!(fake.rate_limited_count(), 0);
+    let to_ann: Vec<_> = sent.iter().filter(|m| m.recipient_id.as_deref() == Some(ANN)).collect();
+    assert_eq!(to_ann.len(), queued.len());
+    let first = &to_ann[0].body;
+    assert_eq!(first["embeds"][0]["title"], ENGINE_TITLE);
+    let ids: Vec<&str> = first["components"][0]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["custom_id"].as_str().unwrap())
+        .collect();
+    let nid: i64 = ids[0].strip_prefix("open:").unwrap().parse().unwrap();
+    assert_eq!(ids, vec![format!("open:{nid}"), format!("ignore:{nid}"), format!("details:{nid}")]);
+    let notification = store.get_notification(domain::NotificationId(nid)).await.unwrap().unwrap();
+    assert_eq!(notification.user_id, ann);
+    assert_eq!(notification.status, NotificationStatus::Sent);
+    assert_eq!(notification.discord_message_id.as_deref(), Some(to_ann[0].message_id.as_str()));
+
+    // Open Trade answers with the modal first, pre-filled from the signal.
+    let modal = answer(interact(&app, &click(ANN, &format!("open:{nid}")), now(), &key()).await).await;
+    assert_eq!(modal["type"], 9);
+    assert_eq!(modal["data"]["custom_id"], format!("trade:{nid}"));
+    // Inputs sit in Label components (`component`) or, in the older layout, in action rows (`components`).
+    let input = |id: &str| -> String {
+        modal["data"]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| {
+                let nested = row["components"].as_array().cloned().unwrap_or_default();
+                nested.into_iter().chain(std::iter::once(row["component"].clone()))
+            })
+            .find(|c| c["custom_id"] == id)
+            .and_then(|c| c["value"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let (entry, sl, tp) = (input("entry"), input("stop_loss"), input("take_profit"));
+    assert!(!entry.is_empty() && !sl.is_empty() && !tp.is_empty());
+
+    // Someone else's notification, a bad number and a stop loss on the wrong side are refused; nothing stored.
+    let theirs = answer(interact(&app, &click(BOB, &format!("open:{nid}")), now(), &key()).await).await;
+    assert!(theirs["data"]["content"].as_str().unwrap().contains("someone else"));
+    let bad = answer(
+        interact(
+            &app,
+            &submit(ANN, nid, &[("entry", "abc"), ("lots", "0.1"), ("stop_loss", &sl), ("take_profit", &tp)]),
+            now(),
+            &key(),
+        )
+        .await,
+    )
+    .await;
+    assert!(bad["data"]["content"].as_str().unwrap().contains("not a number"), "{bad}");
+    let wrong = answer(
+        interact(
+            &app,
+            &submit(ANN, nid, &[("entry", &entry), ("lots", "0.1"), ("stop_loss", &tp), ("take_profit", &sl)]),
+            now(),
+            &key(),
+        )
+        .await,
+    )
+    .await;
+    assert!(wrong["data"]["content"].as_str().unwrap().contains("stop loss"), "{wrong}");
+    let too_big = answer(
+        interact(
+            &app,
+            &submit(ANN, nid, &[("entry", &entry), ("lots", "500"), ("stop_loss", &sl), ("take_profit", &tp)]),
+            now(),
+            &key(),
+        )
+        .await,
+    )
+    .await;
+    assert!(too_big["data"]["content"].as_str().unwrap().contains("lots"), "{too_big}");
+    assert!(store.list_trades(&TradeFilter::default()).await.unwrap().is_empty());
+
+    // A valid submit opens one trade; submitting again opens nothing new.
+    let values = [
+        ("entry", entry.as_str()),
+        ("lots", "0.1"),
+        ("stop_loss", sl.as_str()),
+        ("take_profit", tp.as_str()),
+        ("notes", "from the test"),
+    ];
+    let opened = answer(interact(&app, &submit(ANN, nid, &values), now(), &key()).await).await;
+    assert_eq!(opened["data"]["flags"], 64);
+    assert!(opened["data"]["content"].as_str().unwrap().starts_with("Trade #"), "{opened}");
+    let again = answer(interact(&app, &submit(ANN, nid, &values), now(), &key()).await).await;
+    assert!(again["data"]["content"].as_str().unwrap().contains("already open"), "{again}");
+    let trades = store.list_trades(&TradeFilter::default()).await.unwrap();
+    assert_eq!(trades.len(), 1);
+    assert_eq!(trades[0].user_id, ann);
+    assert_eq!(trades[0].notification_id, Some(domain::NotificationId(nid)));
+    assert_eq!(trades[0].notes.as_deref(), Some("from the test"));
+
+    // Ignore updates the message and acknowledges the notification; Details answers privately.
+    let other =
+        to_ann.last().unwrap().body["components"][0]["components"][1]["custom_id"].as_str().unwrap().to_string();
+    let ignored = answer(interact(&app, &click(ANN, &other), now(), &key()).await).await;
+    assert_eq!(ignored["type"], 7);
+    let other_id: i64 = other.strip_prefix("ignore:").unwrap().parse().unwrap();
+    assert!(store.get_notification(domain::NotificationId(other_id)).await.unwrap().unwrap().acknowledged);
+    let details = answer(interact(&app, &click(ANN, &format!("details:{nid}")), now(), &key()).await).await;
+    assert!(details["data"]["content"].as_str().unwrap().contains("Stage 2"), "{details}");
+    let unknown = answer(interact(&app, &click(ANN, "frobnicate:1"), now(), &key()).await).await;
+    assert_eq!(unknown["data"]["flags"], 64);
+    assert!(unknown["data"]["content"].as_str().unwrap().contains("nothing was done"), "{unknown}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_dm_discord_refuses_is_recorded_and_not_retried() {
+    let fake = FakeDiscord::start().await;
+    fake.refuse_dms(ANN);
+    let (url, _db) = testkit::db::fresh_database_url().await;
+    let store = store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let ann = linked_user(&store, ANN, "ann").await;
+    let mut app = start(Some(&fake), &url).await;
+    app.wait_for_replay_end().await;
+    let expected = store.notifications_for_user(ann, 1000, 0).await.unwrap().len();
+    assert!(expected > 0);
+    // Each notification is tried once (the DM channel opens, the message is refused), then given up.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = store.notifications_for_user(ann, 1000, 0).await.unwrap();
+        if all.iter().all(|n| n.status == NotificationStatus::Failed) {
+            assert!(all.iter().all(|n| n.last_error.as_deref().unwrap_or("").contains("50007")), "{all:?}");
+            assert!(all.iter().all(|n| n.attempts <= 1), "{all:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not every refusal was recorded: {all:?}");
+        fake.wait_for_requests(fake.requests().len() + 1, Duration::from_millis(200)).await.ok();
+    }
+    app.stop().await;
+}

@@ -1,0 +1,39 @@
+//! The slash commands Signalpost registers: `/link`, `/settings`, `/trades`, `/history`, `/stats` and
+//! `/stop <trade_id>`. Register them with [`crate::DiscordNotifier::register_commands`].
+
+use twilight_model::application::command::{Command, CommandType};
+use twilight_util::builder::command::{CommandBuilder, IntegerBuilder};
+
+/// Every command, ready for one bulk overwrite.
+pub fn slash_commands() -> Vec<Command> {
+    let simple = |name: &str, description: &str| CommandBuilder::new(name, description, CommandType::ChatInput).build();
+    vec![
+        simple("link", "Link this Discord account to your Signalpost dashboard"),
+        simple("settings", "Show your signal settings and where to change them"),
+        simple("trades", "List your open trades"),
+        simple("history", "Show your recent closed trades"),
+        simple("stats", "Show your win rate, pips and profit"),
+        CommandBuilder::new("stop", "Close one of your open trades at the current price", CommandType::ChatInput)
+            .option(IntegerBuilder::new("trade_id", "The trade to close (see /trades)").required(true).min_value(1))
+            .build(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_valid_and_named_as_designed() {
+        let commands = slash_commands();
+        let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["link", "settings", "trades", "history", "stats", "stop"]);
+        for command in &commands {
+            assert!(command.description.len() <= 100 && command.name.len() <= 32, "{}", command.name);
+        }
+        let json = serde_json::to_value(&commands[5]).unwrap();
+        assert_eq!(json["options"][0]["name"], "trade_id");
+        assert_eq!(json["options"][0]["type"], 4);
+        assert_eq!(json["options"][0]["required"], true);
+    }
+}
