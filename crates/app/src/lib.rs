@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod router;
 pub mod scanner;
 pub mod startup;
+pub mod trade_notices;
 
 pub use config::Config;
 pub use startup::Application;

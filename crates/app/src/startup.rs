@@ -143,8 +143,11 @@ impl Application {
             let notifier =
                 discord::client::DiscordNotifier::new(token.expose().to_string(), config.discord.api_base.clone())
                     .context("could not set up the Discord client")?;
-            let outbox = crate::outbox::Outbox::new(store.clone(), Arc::new(notifier), clock.clone(), outbox_wake);
+            let notifier: Arc<dyn discord::Notifier> = Arc::new(notifier);
+            let outbox = crate::outbox::Outbox::new(store.clone(), notifier.clone(), clock.clone(), outbox_wake);
             tasks.spawn(outbox.run(shutdown.clone()));
+            let closes = bus.subscribe().await.context("trade notices could not subscribe to the bus")?;
+            tasks.spawn(crate::trade_notices::run(store.clone(), notifier, closes, shutdown.clone()));
             tracing::info!("Discord delivery on");
         }
 

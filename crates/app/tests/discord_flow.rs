@@ -280,3 +280,63 @@ async fn a_dm_discord_refuses_is_recorded_and_not_retried() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_trade_closing_at_its_take_profit_is_reported_by_dm_with_pips_money_and_duration() {
+    let fake = FakeDiscord::start().await;
+    let (url, _db) = testkit::db::fresh_database_url().await;
+    let store = store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let ann = linked_user(&store, ANN, "ann").await;
+    let opened_at = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let new = domain::NewTrade::new(
+        ann,
+        "EURUSD",
+        domain::Side::Long,
+        domain::Price::parse("1.0854").unwrap(),
+        domain::Lots::parse("0.5").unwrap(),
+        Some(domain::Price::parse("1.0800").unwrap()),
+        Some(domain::Price::parse("1.0962").unwrap()),
+        opened_at,
+    )
+    .unwrap();
+    let trade = store.open_trade(&new).await.unwrap().trade;
+    let (candles, _dir) = testkit::write_candles(&[
+        ("2024-01-01T00:00:00Z", "1.0850", "1.0860", "1.0830", "1.0855"),
+        ("2024-01-01T01:00:00Z", "1.0855", "1.0970", "1.0850", "1.0960"),
+    ]);
+    let discord = DiscordOptions {
+        token: Some("test-bot-token".into()),
+        api_base: Some(fake.base_url()),
+        ..DiscordOptions::default()
+    };
+    let options = AppOptions {
+        replay_series: vec![format!("EURUSD:1h:{}", candles.display())],
+        replay_speed: 0.0,
+        discord: Some(discord),
+        ..AppOptions::default()
+    };
+    let mut app = spawn_app_on(&url, options).await;
+    app.wait_for_event(
+        Duration::from_secs(30),
+        |e| matches!(e, bus::Event::TradeClosed { trade: t } if t.id == trade.id),
+    )
+    .await;
+    let sent = fake.wait_for_messages(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(sent[0].recipient_id.as_deref(), Some(ANN));
+    assert!(fake.invalid_bodies().is_empty(), "{:?}", fake.invalid_bodies());
+    let embed = &sent[0].body["embeds"][0];
+    let field = |name: &str| -> String {
+        embed["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .map_or(String::new(), |f| f["value"].as_str().unwrap().to_string())
+    };
+    let text = embed.to_string();
+    assert!(text.contains("108"), "pips in {text}");
+    assert!(field("Profit").contains("540"), "{text}");
+    assert!(field("Duration").contains('h') || field("Duration").contains('m'), "{text}");
+    app.stop().await;
+}
