@@ -1,5 +1,5 @@
-//! The command line: `serve`, `migrate`, and `trades` for opening and inspecting paper trades by hand
-//! against the same database a running `serve` uses.
+//! The command line: `serve`, `migrate`, `trades` for opening and inspecting paper trades by hand, and
+//! `users` for listing accounts and making `/link` codes, against the same database a running `serve` uses.
 
 use crate::{config::Config, startup};
 use anyhow::{Context, bail};
@@ -34,6 +34,26 @@ pub enum Command {
     /// Open, list, show and close paper trades by hand.
     #[command(subcommand)]
     Trades(TradesCommand),
+    /// List users and make one-time codes that link a Discord account (`/link`).
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List every user, oldest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a one-time code for `/link` in Discord (single use, valid 15 minutes; replaces older codes).
+    LinkCode {
+        /// The account to link; defaults to the local account, created on first use.
+        #[arg(long)]
+        user: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args, Default)]
@@ -283,5 +303,57 @@ async fn close(
             print_trade(&closed, json)
         }
         None => bail!("trade #{id} was closed by something else first"),
+    }
+}
+
+pub async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
+    let store = startup::open_store(config).await?;
+    match command {
+        UsersCommand::List { json } => {
+            for user in store.list_users().await.context("could not list users")? {
+                if json {
+                    println!("{}", serde_json::to_string(&user)?);
+                } else {
+                    println!(
+                        "#{} {} ({}) discord {} | {} | default lots {}",
+                        user.id,
+                        user.display_name,
+                        user.role.as_str(),
+                        user.discord_user_id.as_deref().unwrap_or("not linked"),
+                        user.account_currency,
+                        user.default_lots
+                    );
+                }
+            }
+            Ok(())
+        }
+        UsersCommand::LinkCode { user, json } => {
+            let user = match user {
+                Some(id) => store.get_user(UserId(id)).await?.with_context(|| format!("no user #{id}"))?.id,
+                None => local_user(&store).await?,
+            };
+            let expires_at = Utc::now() + chrono::Duration::minutes(crate::slash::LINK_CODE_TTL_MINUTES);
+            // Two users holding the same code is astronomically unlikely; a collision just draws again.
+            let mut attempts = 0;
+            let code = loop {
+                let code = crate::slash::new_link_code()?;
+                match store.create_link_code(user, &crate::slash::hash_link_code(&code), expires_at).await {
+                    Ok(()) => break code,
+                    Err(store::StoreError::Conflict { .. }) if attempts < 3 => attempts += 1,
+                    Err(error) => return Err(error).context("could not store the link code"),
+                }
+            };
+            if json {
+                let shown = serde_json::json!({"user_id": user, "code": code, "expires_at": expires_at});
+                println!("{shown}");
+            } else {
+                println!("{code}");
+                eprintln!(
+                    "Run `/link code:{code}` in Discord before {} to link user #{user}; the code works once.",
+                    expires_at.format("%H:%M UTC")
+                );
+            }
+            Ok(())
+        }
     }
 }

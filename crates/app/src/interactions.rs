@@ -48,13 +48,21 @@ impl InteractionHandler {
             Incoming::ModalSubmit { notification_id, values, user, .. } => {
                 self.open_trade(NotificationId(notification_id), &values, &user).await
             }
-            Incoming::SlashCommand { name, user, .. } => match self.linked(&user).await {
-                Ok(_) => Err(Refusal(format!(
-                    "`/{name}` is not available in this version of Signalpost yet; use the dashboard or the \
-                     `signalpost trades` command for now."
-                ))),
-                Err(refusal) => Err(refusal),
-            },
+            Incoming::SlashCommand { name, options, user, .. } => {
+                let commands = crate::slash::SlashCommands {
+                    store: self.store.as_ref(),
+                    bus: self.bus.as_ref(),
+                    clock: self.clock.as_ref(),
+                };
+                if name == crate::slash::LINK {
+                    Ok(commands.link(&options, &user).await)
+                } else {
+                    match self.linked(&user).await {
+                        Ok(owner) => Ok(commands.run(&name, &options, &owner).await),
+                        Err(refusal) => Err(refusal),
+                    }
+                }
+            }
             Incoming::Unknown { kind } => {
                 Err(Refusal(format!("Signalpost does not handle this kind of interaction (type {kind}).")))
             }

@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod outbox;
 pub mod router;
 pub mod scanner;
+pub mod slash;
 pub mod startup;
 pub mod trade_notices;
 

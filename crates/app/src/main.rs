@@ -91,5 +91,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => signalpost::commands::train::run(args),
         Command::Backtest(args) => signalpost::commands::backtest::run(&config, args),
         Command::Trades(command) => cli::trades(&config, command).await,
+        Command::Users(command) => cli::users(&config, command).await,
     }
 }

@@ -1,16 +1,17 @@
 //! The router: for each stored signal, picks the users whose settings want it and queues one notification
 //! per user. The per-user filter is `UserSettings::declines`; the cooldown and the daily cap are checked by
-//! the store in the same transaction that writes the notification, and (signal, user) is unique there, so
-//! neither a restart nor a second router process ever queues twice.
+//! the store in the same transaction that writes the notifications (one set-based insert for all the users of
+//! a signal, so fan-out to thousands stays one transaction), and (signal, user) is unique there, so neither a
+//! restart nor a second router process ever queues twice.
 //!
 //! Time is the signal's own (its candle's close), not the wall clock, so a replay at any speed sees the
 //! cooldowns and caps a live market would have.
 
 use bus::{BusError, Event, Subscription};
 use chrono::{DateTime, Utc};
-use domain::{Signal, SignalId};
+use domain::{Signal, SignalId, UserId, UserSettings};
 use std::sync::Arc;
-use store::{NewNotification, NotificationLimits, NotifyOutcome, Store, StoreError};
+use store::{NotificationBatch, NotificationLimits, NotifyOutcome, Store, StoreError, User};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -28,23 +29,15 @@ fn day_start(t: DateTime<Utc>) -> DateTime<Utc> {
     domain::Timeframe::D1.bucket_start(t)
 }
 
-/// Queues the notifications `signal` earns.
+/// Queues the notifications `signal` earns: the users whose settings want it, filtered here, then every
+/// notification written by one set-based store call (one transaction however many users there are).
 pub async fn route(store: &dyn Store, signal_id: SignalId, signal: &Signal) -> Result<Routed, StoreError> {
-    let now = signal.created_at;
-    let mut routed = Routed::default();
-    for (user, settings) in store.users_with_settings().await? {
-        if settings.declines(signal).is_some() {
-            routed.declined += 1;
-            continue;
-        }
-        let limits = NotificationLimits {
-            window_start: day_start(now),
-            max_in_window: settings.max_notifications_per_day,
-            cooldown_start: (settings.notification_cooldown_minutes > 0)
-                .then(|| now - chrono::Duration::minutes(i64::from(settings.notification_cooldown_minutes))),
-        };
-        let new = NewNotification { signal_id, user_id: user.id, symbol: signal.symbol.clone(), created_at: now };
-        match store.create_notification_within_limits(&new, &limits).await? {
+    let users = store.users_with_settings().await?;
+    let (candidates, declined) = candidates(&users, signal);
+    let batch = NotificationBatch { signal_id, symbol: signal.symbol.clone(), created_at: signal.created_at };
+    let mut routed = Routed { declined, ..Routed::default() };
+    for outcome in store.create_notifications_within_limits(&batch, &candidates).await? {
+        match outcome {
             NotifyOutcome::Created(_) => routed.queued += 1,
             NotifyOutcome::AlreadyNotified(_) => routed.already += 1,
             NotifyOutcome::DailyCapReached => routed.capped += 1,
@@ -52,6 +45,32 @@ pub async fn route(store: &dyn Store, signal_id: SignalId, signal: &Signal) -> R
         }
     }
     Ok(routed)
+}
+
+/// The routing decision in memory: which users want `signal`, each with the limits their settings set, and
+/// how many declined it.
+pub fn candidates(users: &[(User, UserSettings)], signal: &Signal) -> (Vec<(UserId, NotificationLimits)>, usize) {
+    let now = signal.created_at;
+    let window_start = day_start(now);
+    let mut declined = 0;
+    let wanted = users
+        .iter()
+        .filter(|(_, settings)| {
+            let declines = settings.declines(signal).is_some();
+            declined += usize::from(declines);
+            !declines
+        })
+        .map(|(user, settings)| {
+            let limits = NotificationLimits {
+                window_start,
+                max_in_window: settings.max_notifications_per_day,
+                cooldown_start: (settings.notification_cooldown_minutes > 0)
+                    .then(|| now - chrono::Duration::minutes(i64::from(settings.notification_cooldown_minutes))),
+            };
+            (user.id, limits)
+        })
+        .collect();
+    (wanted, declined)
 }
 
 /// Routes every signal announced on `events` until shutdown, and wakes the outbox when it queued something.

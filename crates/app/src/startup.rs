@@ -143,7 +143,11 @@ impl Application {
             let notifier =
                 discord::client::DiscordNotifier::new(token.expose().to_string(), config.discord.api_base.clone())
                     .context("could not set up the Discord client")?;
-            let notifier: Arc<dyn discord::Notifier> = Arc::new(notifier);
+            let notifier = Arc::new(notifier);
+            if let Some(application_id) = &config.discord.application_id {
+                tasks.spawn(crate::slash::register(notifier.clone(), application_id.clone(), shutdown.clone()));
+            }
+            let notifier: Arc<dyn discord::Notifier> = notifier;
             let outbox = crate::outbox::Outbox::new(store.clone(), notifier.clone(), clock.clone(), outbox_wake);
             tasks.spawn(outbox.run(shutdown.clone()));
             let closes = bus.subscribe().await.context("trade notices could not subscribe to the bus")?;

@@ -138,14 +138,17 @@ async fn a_signal_reaches_discord_and_its_buttons_open_exactly_one_trade() {
     let mut app = start(Some(&fake), &url).await;
     app.wait_for_replay_end().await;
 
-    let queued = store.notifications_for_user(ann, 1000, 0).await.unwrap();
-    assert!(!queued.is_empty(), "the replay produced signals for Ann");
-    // Both users get every signal, so the fake sees two messages per signal.
-    let sent = fake.wait_for_messages(2 * queued.len(), Duration::from_secs(30)).await.unwrap();
+    // Once the replay has ended every signal is stored; routing and delivery may still be under way. Both
+    // users take every signal (no cooldown, no cap), so the fake is owed two messages per signal.
+    let signals = store.recent_signals(1000).await.unwrap().len();
+    assert!(signals > 0, "the replay produced signals");
+    let sent = fake.wait_for_messages(2 * signals, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(sent.len(), 2 * signals, "one message per (signal, user), no more");
+    assert_eq!(store.notifications_for_user(ann, 1000, 0).await.unwrap().len(), signals);
     assert!(fake.invalid_bodies().is_empty(), "{:?}", fake.invalid_bodies());
     assert_eq!(fake.rate_limited_count(), 0);
     let to_ann: Vec<_> = sent.iter().filter(|m| m.recipient_id.as_deref() == Some(ANN)).collect();
-    assert_eq!(to_ann.len(), queued.len());
+    assert_eq!(to_ann.len(), signals);
     let first = &to_ann[0].body;
     assert_eq!(first["embeds"][0]["title"], ENGINE_TITLE);
     let ids: Vec<&str> = first["components"][0]["components"]
@@ -264,13 +267,13 @@ async fn a_dm_discord_refuses_is_recorded_and_not_retried() {
     let ann = linked_user(&store, ANN, "ann").await;
     let mut app = start(Some(&fake), &url).await;
     app.wait_for_replay_end().await;
-    let expected = store.notifications_for_user(ann, 1000, 0).await.unwrap().len();
+    let expected = store.recent_signals(1000).await.unwrap().len();
     assert!(expected > 0);
     // Each notification is tried once (the DM channel opens, the message is refused), then given up.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let all = store.notifications_for_user(ann, 1000, 0).await.unwrap();
-        if all.iter().all(|n| n.status == NotificationStatus::Failed) {
+        if all.len() == expected && all.iter().all(|n| n.status == NotificationStatus::Failed) {
             assert!(all.iter().all(|n| n.last_error.as_deref().unwrap_or("").contains("50007")), "{all:?}");
             assert!(all.iter().all(|n| n.attempts <= 1), "{all:?}");
             break;

@@ -237,6 +237,7 @@ async fn real_ticks_inside_a_candle_decide_which_level_came_first() {
             replay_ticks: vec![format!("EURUSD:{}", ticks.display())],
             replay_speed: 0.0,
             discord: None,
+            ..AppOptions::default()
         },
     )
     .await;

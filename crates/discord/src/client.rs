@@ -8,6 +8,12 @@
 //! all), then tries again, at most [`MAX_ATTEMPTS`] times in all. A whole send must also finish within a
 //! deadline. Either bound gives [`DeliveryError::Transient`] for the outbox to retry later.
 //!
+//! Nor does twilight pace Discord's global limit (50 requests a second per bot, across every route but the
+//! interaction ones): it learns of it only from a 429, so a backlog sent at full speed meets one every
+//! second. The notifier therefore spaces its bot-token requests evenly at [`DEFAULT_GLOBAL_LIMIT`] (opening
+//! a DM channel counts as well), a little under the limit so the jitter between here and Discord never
+//! lands a 51st request in one of Discord's one-second windows.
+//!
 //! `api_base` points the client at a fake or a proxy: twilight always appends `/api/v10/<route>` to the host
 //! it is given, so `http://127.0.0.1:PORT` is requested as `http://127.0.0.1:PORT/api/v10/...`.
 
@@ -35,6 +41,41 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one send may take in all: opening the DM channel, waiting for rate limits, retrying 429s.
 pub const DEFAULT_SEND_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Discord's global limit for a bot: requests per second across every route but the interaction ones.
+pub const DEFAULT_GLOBAL_LIMIT: u32 = 50;
+/// The share of the global limit the pacer uses: 2% headroom (20.4 ms apart at 50/s), so a request delayed
+/// by up to 20 ms on its way still cannot make 51 in one of Discord's fixed one-second windows.
+const PACING_SHARE: f64 = 0.98;
+
+/// Spaces requests evenly, one slot every `interval`: a token bucket of one token. A larger bucket would let
+/// a burst of 50 follow a steady second and land 100 requests in one of Discord's windows.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next_slot: Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    fn new(per_second: u32) -> Pacer {
+        let interval = Duration::from_secs_f64(1.0 / (f64::from(per_second.max(1)) * PACING_SHARE));
+        Pacer { interval, next_slot: Mutex::new(None) }
+    }
+
+    /// Books the next free slot. Slots follow from the booked ones, not from when a sleep actually ended,
+    /// so the rate does not drift below the target with timer granularity.
+    fn reserve(&self) -> Instant {
+        let now = Instant::now();
+        let Ok(mut next) = self.next_slot.lock() else { return now };
+        let slot = next.map_or(now, |booked| booked.max(now));
+        *next = Some(slot + self.interval);
+        slot
+    }
+
+    async fn wait(&self) {
+        tokio::time::sleep_until(self.reserve()).await;
+    }
+}
+
 /// The settings could not make a client. Never contains the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -58,6 +99,8 @@ pub struct DiscordNotifier {
     paused_until: Mutex<Option<Instant>>,
     /// DM channel of each user; opening one is a request of its own, and the channel never changes.
     dm_channels: Mutex<HashMap<Id<UserMarker>, Id<ChannelMarker>>>,
+    /// Paces the requests the global limit counts; `None` when the caller turned pacing off.
+    pacer: Option<Pacer>,
 }
 
 impl std::fmt::Debug for DiscordNotifier {
@@ -115,12 +158,20 @@ impl DiscordNotifier {
             rate_limit_pause: DEFAULT_RATE_LIMIT_PAUSE,
             paused_until: Mutex::new(None),
             dm_channels: Mutex::new(HashMap::new()),
+            pacer: Some(Pacer::new(DEFAULT_GLOBAL_LIMIT)),
         })
     }
 
     /// Sets the pause after a first 429 (default [`DEFAULT_RATE_LIMIT_PAUSE`]); tests shorten it.
     pub fn with_rate_limit_pause(mut self, pause: Duration) -> DiscordNotifier {
         self.rate_limit_pause = pause;
+        self
+    }
+
+    /// Paces requests to `per_second` (Discord's global limit for this bot, [`DEFAULT_GLOBAL_LIMIT`] unless
+    /// Discord raised it), or not at all with `None`, leaving the global limit to the 429 handling.
+    pub fn with_global_limit(mut self, per_second: Option<u32>) -> DiscordNotifier {
+        self.pacer = per_second.map(Pacer::new);
         self
     }
 
@@ -162,7 +213,7 @@ impl DiscordNotifier {
                 .embeds(Some(&message.embeds))
                 .components(Some(&message.components))
         };
-        self.within_deadline(async { self.execute(request).await.map(drop) }).await
+        self.within_deadline(async { self.execute_paced(request, false).await.map(drop) }).await
     }
 
     /// Makes `commands` the application's global slash commands (one bulk overwrite:
@@ -180,9 +231,22 @@ impl DiscordNotifier {
         T: Unpin,
         R: IntoFuture<Output = Result<Response<T>, twilight_http::Error>, IntoFuture = ResponseFuture<T>>,
     {
+        self.execute_paced(build, true).await
+    }
+
+    /// [`execute`](Self::execute); `paced` is false for the interaction routes, which Discord's global limit
+    /// does not count.
+    async fn execute_paced<T, R>(&self, build: impl Fn() -> R, paced: bool) -> Result<Response<T>, DeliveryError>
+    where
+        T: Unpin,
+        R: IntoFuture<Output = Result<Response<T>, twilight_http::Error>, IntoFuture = ResponseFuture<T>>,
+    {
         let mut pause = self.rate_limit_pause;
         for _ in 0..MAX_ATTEMPTS {
             self.wait_out_pause().await;
+            if paced && let Some(pacer) = &self.pacer {
+                pacer.wait().await;
+            }
             let calls = Arc::new(AtomicU32::new(0));
             let first_sent = Arc::new(Mutex::new(None::<Instant>));
             let mut future = build().into_future();
@@ -488,6 +552,71 @@ mod tests {
         assert_eq!(DiscordNotifier::new("a\nb".into(), None).unwrap_err(), ConfigError::BadToken);
         let err = DiscordNotifier::new("x".into(), Some("localhost:1".into())).unwrap_err();
         assert!(!err.to_string().contains(secret));
+    }
+
+    /// Counts, for every booked slot, the slots in the one-second window it opens: Discord's fixed window
+    /// as the fake applies it, started by any request.
+    fn busiest_second(slots: &[Instant]) -> usize {
+        slots
+            .iter()
+            .map(|start| slots.iter().filter(|s| **s >= *start && **s < *start + Duration::from_secs(1)).count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_keeps_under_the_global_limit_with_headroom_and_near_its_rate() {
+        let pacer = Pacer::new(DEFAULT_GLOBAL_LIMIT);
+        let first = Instant::now();
+        let mut slots = Vec::new();
+        for _ in 0..500 {
+            pacer.wait().await;
+            slots.push(Instant::now());
+        }
+        assert!(busiest_second(&slots) <= 50, "{}", busiest_second(&slots));
+        // Even each slot up to 20 ms late (network jitter) keeps every window at 50 or fewer.
+        let late: Vec<Instant> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| *s + Duration::from_millis(if i % 2 == 0 { 20 } else { 0 }))
+            .collect();
+        assert!(busiest_second(&late) <= 50);
+        let rate = (slots.len() - 1) as f64 / (*slots.last().unwrap() - first).as_secs_f64();
+        assert!((48.5..50.0).contains(&rate), "{rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_books_slots_for_concurrent_senders_without_drift() {
+        let pacer = Arc::new(Pacer::new(10));
+        let first = Instant::now();
+        let waits: Vec<_> = (0..20)
+            .map(|_| {
+                let pacer = Arc::clone(&pacer);
+                tokio::spawn(async move {
+                    pacer.wait().await;
+                    Instant::now()
+                })
+            })
+            .collect();
+        let mut slots = Vec::new();
+        for wait in waits {
+            slots.push(wait.await.unwrap());
+        }
+        slots.sort();
+        assert_eq!(slots[0], first, "an idle pacer lets the first request go at once");
+        assert!(slots.windows(2).all(|w| w[1] - w[0] >= Duration::from_millis(100)), "{slots:?}");
+        assert!(busiest_second(&slots) <= 10);
+        // After a pause the pacer does not make up for lost time with a burst.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (a, b) = (pacer.reserve(), pacer.reserve());
+        assert!(b - a >= Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn pacing_can_be_turned_off() {
+        let notifier = DiscordNotifier::new("token".into(), None).unwrap();
+        assert!(notifier.pacer.is_some());
+        assert!(notifier.with_global_limit(None).pacer.is_none());
     }
 
     #[test]

@@ -20,8 +20,9 @@ pub mod sqlite;
 
 pub use error::{StoreError, ValidationError, redact_url};
 pub use model::{
-    NewNotification, NewTradeUpdate, NewUser, Notification, NotificationLimits, NotificationStatus, NotifyOutcome,
-    OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User, UserUpdate,
+    LinkOutcome, NewNotification, NewTradeUpdate, NewUser, Notification, NotificationBatch, NotificationLimits,
+    NotificationStatus, NotifyOutcome, OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User,
+    UserUpdate,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -62,6 +63,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Changes the given fields; [`StoreError::NotFound`] when there is no such user.
     async fn update_user(&self, id: UserId, update: &UserUpdate) -> Result<User, StoreError>;
+
+    // --- linking Discord accounts ---
+
+    /// Stores a one-time `/link` code for `user` (only its hash, valid until `expires_at`), replacing every
+    /// code the user had before. [`StoreError::MissingReference`] when there is no such user,
+    /// [`StoreError::Conflict`] when another user holds a code with the same hash.
+    async fn create_link_code(
+        &self,
+        user: UserId,
+        code_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Spends the code and links `discord_user_id` to its user, in one transaction: the code must exist, be
+    /// unspent and expire after `now`, and the Discord account must not belong to another user. Two
+    /// redeemers of one code get one [`LinkOutcome::Linked`] between them.
+    async fn redeem_link_code(
+        &self,
+        code_hash: &str,
+        discord_user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LinkOutcome, StoreError>;
 
     // --- settings ---
 
@@ -203,6 +226,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The latest recorded tick of an instrument, if any.
     async fn last_price(&self, symbol: &Symbol) -> Result<Option<Tick>, StoreError>;
+
+    // --- routing in bulk ---
+
+    /// [`Store::create_notification_within_limits`] for many users of one signal at once: one transaction,
+    /// one set-based insert with the cap and cooldown evaluated in SQL. The rules are the same as the per-user
+    /// method's (one notification per (signal, user), cap and cooldown over notifications not given up,
+    /// serialised per user against any other router), and so is each answer, returned in `candidates` order;
+    /// a user listed twice gets `AlreadyNotified` the second time. A user that does not exist fails the whole
+    /// call with [`StoreError::NotFound`], and nothing is written.
+    async fn create_notifications_within_limits(
+        &self,
+        signal: &NotificationBatch,
+        candidates: &[(UserId, NotificationLimits)],
+    ) -> Result<Vec<NotifyOutcome>, StoreError>;
 }
 
 /// Opens the database a URL names: `sqlite:PATH` or `sqlite://PATH` (the file is created if missing) or

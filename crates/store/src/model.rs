@@ -65,6 +65,18 @@ pub struct UserUpdate {
     pub default_lots: Option<Lots>,
 }
 
+/// What [`Store::redeem_link_code`](crate::Store::redeem_link_code) decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// The code was good: it is spent, and the user now carries the Discord account.
+    Linked(User),
+    /// No code with that hash is usable: unknown, already spent, expired, or replaced by a newer one.
+    /// Nothing changed.
+    InvalidCode,
+    /// The Discord account already belongs to another user. Nothing changed; the code stays unspent.
+    DiscordAccountTaken,
+}
+
 /// A signal as stored, with its id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredSignal {
@@ -125,6 +137,15 @@ pub struct NewNotification {
     /// The signal's symbol, kept on the notification for the cooldown check.
     pub symbol: Symbol,
     /// The router's clock, so cooldowns and daily caps follow the same time as the checks against them.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What every notification of one signal shares, for
+/// [`Store::create_notifications_within_limits`](crate::Store::create_notifications_within_limits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationBatch {
+    pub signal_id: SignalId,
+    pub symbol: Symbol,
     pub created_at: DateTime<Utc>,
 }
 

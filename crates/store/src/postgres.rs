@@ -28,6 +28,21 @@ const BEGIN_WRITE: &str = "BEGIN";
 /// reference the user (its trades) are not held up.
 const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE";
 
+/// The candidates of a bulk routing call, `$1`: a JSON array of `[user_id, window_start, max_in_window,
+/// cooldown_start]`.
+const ROUTING_CANDIDATES: &str = "WITH c AS (
+    SELECT (value ->> 0)::bigint AS user_id,
+           (value ->> 1)::timestamptz AS window_start,
+           (value ->> 2)::bigint AS max_in_window,
+           (value ->> 3)::timestamptz AS cooldown_start
+    FROM jsonb_array_elements($1::text::jsonb) AS e(value))";
+
+/// [`LOCK_USER`] for every candidate of a bulk routing call, in id order so two routers (bulk or per user)
+/// cannot deadlock. A separate statement, so the insert that follows, under READ COMMITTED, sees what the
+/// router that held the locks before committed.
+const LOCK_USERS: Option<&str> =
+    Some("SELECT u.id FROM users u WHERE u.id IN (SELECT user_id FROM c) ORDER BY u.id FOR NO KEY UPDATE OF u");
+
 /// Locks the trade so a concurrent close or level change waits for this one.
 const SELECT_TRADE_FOR_UPDATE: &str = "SELECT * FROM user_trades WHERE id = $1 FOR NO KEY UPDATE";
 

@@ -7,11 +7,14 @@
 //! [`Dec`], whose encoding is chosen by the backend's type. This keeps one copy of every query without the
 //! pile of trait bounds a generic implementation over `sqlx::Database` needs.
 
-use super::{BEGIN_WRITE, Backend, Db, LOCK_USER, MIGRATOR, NAME, SELECT_TRADE_FOR_UPDATE};
+use super::{
+    BEGIN_WRITE, Backend, Db, LOCK_USER, LOCK_USERS, MIGRATOR, NAME, ROUTING_CANDIDATES, SELECT_TRADE_FOR_UPDATE,
+};
 use crate::codec::{self, Dec, ts};
 use crate::model::{
-    NewNotification, NewTradeUpdate, NewUser, Notification, NotificationLimits, NotificationStatus, NotifyOutcome,
-    OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User, UserUpdate,
+    LinkOutcome, NewNotification, NewTradeUpdate, NewUser, Notification, NotificationBatch, NotificationLimits,
+    NotificationStatus, NotifyOutcome, OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User,
+    UserUpdate,
 };
 use crate::{Store, StoreError};
 use async_trait::async_trait;
@@ -23,6 +26,7 @@ use domain::{
 };
 use rust_decimal::Decimal;
 use sqlx::{Executor, QueryBuilder, Row as _};
+use std::sync::LazyLock;
 
 type DbRow = <Db as sqlx::Database>::Row;
 
@@ -329,6 +333,53 @@ where
     Ok(id.map(NotificationId))
 }
 
+/// The candidates of a bulk routing call as [`ROUTING_CANDIDATES`] reads them. Timestamps are written as
+/// sqlx writes them to SQLite (RFC 3339, fractional digits as needed), which PostgreSQL reads as well.
+fn candidates_json(candidates: &[(UserId, &NotificationLimits)]) -> String {
+    let at = |t: DateTime<Utc>| ts(t).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+    let rows: Vec<serde_json::Value> = candidates
+        .iter()
+        .map(|(user, limits)| {
+            serde_json::json!([user.0, at(limits.window_start), limits.max_in_window, limits.cooldown_start.map(at)])
+        })
+        .collect();
+    serde_json::Value::from(rows).to_string()
+}
+
+/// The conditions of [`Store::create_notification_within_limits`], per candidate row `c`, with `$2` the
+/// signal and `$3` its symbol.
+const NOT_YET_NOTIFIED: &str =
+    "NOT EXISTS (SELECT 1 FROM signal_notifications n WHERE n.signal_id = $2 AND n.user_id = c.user_id)";
+const UNDER_CAP: &str = "(SELECT COUNT(*) FROM signal_notifications n
+      WHERE n.user_id = c.user_id AND n.created_at >= c.window_start AND n.status <> 'failed') < c.max_in_window";
+const COOLING_DOWN: &str = "c.cooldown_start IS NOT NULL AND EXISTS (SELECT 1 FROM signal_notifications n
+      WHERE n.user_id = c.user_id AND n.symbol = $3 AND n.status <> 'failed' AND n.created_at >= c.cooldown_start)";
+
+// Assembled once from the constants above; sqlx takes only `'static` SQL, which these are.
+static LOCK_CANDIDATES: LazyLock<Option<String>> =
+    LazyLock::new(|| LOCK_USERS.map(|lock| format!("{ROUTING_CANDIDATES} {lock}")));
+static INSERT_CANDIDATES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{ROUTING_CANDIDATES}
+         INSERT INTO signal_notifications (signal_id, user_id, symbol, created_at)
+         SELECT $2, c.user_id, $3, $4 FROM c
+         WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = c.user_id) AND {NOT_YET_NOTIFIED} AND {UNDER_CAP}
+             AND NOT ({COOLING_DOWN})
+         ON CONFLICT (signal_id, user_id) DO NOTHING RETURNING user_id, id"
+    )
+});
+static CLASSIFY_CANDIDATES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{ROUTING_CANDIDATES}
+         SELECT c.user_id,
+             CASE WHEN EXISTS (SELECT 1 FROM users u WHERE u.id = c.user_id) THEN 1 ELSE 0 END AS user_exists,
+             (SELECT n.id FROM signal_notifications n WHERE n.signal_id = $2 AND n.user_id = c.user_id) AS existing_id,
+             CASE WHEN {UNDER_CAP} THEN 0 ELSE 1 END AS capped,
+             CASE WHEN {COOLING_DOWN} THEN 1 ELSE 0 END AS cooling
+         FROM c"
+    )
+});
+
 impl Backend {
     /// After an `UPDATE … WHERE status = 'open'` touched nothing: `None` when the trade exists (it was no
     /// longer open), `NotFound` when it does not.
@@ -464,6 +515,85 @@ impl Store for Backend {
             Some(row) => user_from_row(&row),
             None => Err(StoreError::NotFound { what: "user", id: id.0 }),
         }
+    }
+
+    async fn create_link_code(
+        &self,
+        user: UserId,
+        code_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "creating a link code";
+        if code_hash.trim().is_empty() {
+            return Err(StoreError::invalid("a link code needs a hash"));
+        }
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        // Only the newest code works, so a code shown on a screen someone glanced at dies with the next one.
+        sqlx::query("DELETE FROM link_codes WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(op(OP))?;
+        sqlx::query("INSERT INTO link_codes (code_hash, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(code_hash)
+            .bind(user.0)
+            .bind(ts(expires_at))
+            .bind(ts(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(op(OP))?;
+        tx.commit().await.map_err(op(OP))?;
+        Ok(())
+    }
+
+    async fn redeem_link_code(
+        &self,
+        code_hash: &str,
+        discord_user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LinkOutcome, StoreError> {
+        const OP: &str = "redeeming a link code";
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        // The conditional update is the claim: a concurrent redeemer of the same code waits on the row and
+        // then matches nothing, so a code links at most once.
+        let owner: Option<i64> = sqlx::query_scalar(
+            "UPDATE link_codes SET used_at = $3, used_by_discord_id = $2
+             WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
+        )
+        .bind(code_hash)
+        .bind(discord_user_id)
+        .bind(ts(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(op(OP))?;
+        let Some(owner) = owner else {
+            return Ok(LinkOutcome::InvalidCode);
+        };
+        let holder: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE discord_user_id = $1")
+            .bind(discord_user_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(op(OP))?;
+        if holder.is_some_and(|id| id != owner) {
+            // Dropping the transaction rolls the claim back, so the code's owner can still use it elsewhere.
+            return Ok(LinkOutcome::DiscordAccountTaken);
+        }
+        let row = sqlx::query("UPDATE users SET discord_user_id = $2 WHERE id = $1 RETURNING *")
+            .bind(owner)
+            .bind(discord_user_id)
+            .fetch_one(&mut *tx)
+            .await;
+        let row = match row {
+            Ok(row) => row,
+            // Another transaction linked this Discord account between our check and our update.
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                return Ok(LinkOutcome::DiscordAccountTaken);
+            }
+            Err(error) => return Err(op(OP)(error)),
+        };
+        let user = user_from_row(&row)?;
+        tx.commit().await.map_err(op(OP))?;
+        Ok(LinkOutcome::Linked(user))
     }
 
     async fn get_settings(&self, user: UserId) -> Result<UserSettings, StoreError> {
@@ -1034,5 +1164,82 @@ impl Store for Backend {
             .await
             .map_err(op("reading the last price"))?;
         row.as_ref().map(tick_from_row).transpose()
+    }
+
+    async fn create_notifications_within_limits(
+        &self,
+        signal: &NotificationBatch,
+        candidates: &[(UserId, NotificationLimits)],
+    ) -> Result<Vec<NotifyOutcome>, StoreError> {
+        const OP: &str = "routing a signal";
+        // A user listed twice is routed once; the repeat is answered from the first's outcome below.
+        let mut seen = std::collections::HashSet::with_capacity(candidates.len());
+        let unique: Vec<(UserId, &NotificationLimits)> =
+            candidates.iter().filter(|(user, _)| seen.insert(*user)).map(|(user, limits)| (*user, limits)).collect();
+        if unique.is_empty() {
+            return Ok(Vec::new());
+        }
+        let json = candidates_json(&unique);
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        if let Some(lock) = LOCK_CANDIDATES.as_deref() {
+            sqlx::query(lock).bind(&json).execute(&mut *tx).await.map_err(op(OP))?;
+        }
+        let created: Vec<(i64, i64)> = sqlx::query_as(INSERT_CANDIDATES.as_str())
+            .bind(&json)
+            .bind(signal.signal_id.0)
+            .bind(signal.symbol.as_str())
+            .bind(ts(signal.created_at))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(op(OP))?;
+        let mut outcomes: std::collections::HashMap<i64, NotifyOutcome> =
+            created.into_iter().map(|(user, id)| (user, NotifyOutcome::Created(NotificationId(id)))).collect();
+        // Why the others were not notified, read in the same transaction, in the per-user method's order.
+        let rest: Vec<(UserId, &NotificationLimits)> =
+            unique.iter().filter(|(user, _)| !outcomes.contains_key(&user.0)).copied().collect();
+        if !rest.is_empty() {
+            let rows: Vec<(i64, i32, Option<i64>, i32, i32)> = sqlx::query_as(CLASSIFY_CANDIDATES.as_str())
+                .bind(candidates_json(&rest))
+                .bind(signal.signal_id.0)
+                .bind(signal.symbol.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(op(OP))?;
+            for (user, exists, existing, capped, cooling) in rows {
+                let outcome = if exists == 0 {
+                    return Err(StoreError::NotFound { what: "user", id: user });
+                } else if let Some(id) = existing {
+                    NotifyOutcome::AlreadyNotified(NotificationId(id))
+                } else if capped != 0 {
+                    NotifyOutcome::DailyCapReached
+                } else if cooling != 0 {
+                    NotifyOutcome::CoolingDown
+                } else {
+                    return Err(StoreError::Conflict {
+                        op: OP,
+                        detail: format!("user {user} was neither notified nor refused"),
+                    });
+                };
+                outcomes.insert(user, outcome);
+            }
+        }
+        tx.commit().await.map_err(op(OP))?;
+        let mut answered = std::collections::HashSet::with_capacity(candidates.len());
+        candidates
+            .iter()
+            .map(|(user, _)| {
+                let outcome = outcomes
+                    .get(&user.0)
+                    .copied()
+                    .ok_or_else(|| StoreError::Conflict { op: OP, detail: format!("no outcome for user {user}") })?;
+                Ok(match outcome {
+                    NotifyOutcome::Created(id) if !answered.insert(*user) => NotifyOutcome::AlreadyNotified(id),
+                    other => {
+                        answered.insert(*user);
+                        other
+                    }
+                })
+            })
+            .collect()
     }
 }

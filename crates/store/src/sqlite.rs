@@ -31,6 +31,18 @@ const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1";
 /// See [`LOCK_USER`]: the immediate transaction is the lock.
 const SELECT_TRADE_FOR_UPDATE: &str = "SELECT * FROM user_trades WHERE id = $1";
 
+/// The candidates of a bulk routing call, `$1`: a JSON array of `[user_id, window_start, max_in_window,
+/// cooldown_start]`, timestamps in the text form sqlx writes (so they compare as the stored ones do).
+const ROUTING_CANDIDATES: &str = "WITH c AS (
+    SELECT CAST(json_extract(value, '$[0]') AS INTEGER) AS user_id,
+           json_extract(value, '$[1]') AS window_start,
+           CAST(json_extract(value, '$[2]') AS INTEGER) AS max_in_window,
+           json_extract(value, '$[3]') AS cooldown_start
+    FROM json_each($1))";
+
+/// See [`LOCK_USER`]: the immediate transaction already serialises every router.
+const LOCK_USERS: Option<&str> = None;
+
 /// How long a writer waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -11,8 +11,8 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::sync::Arc;
 use store::{
-    NewNotification, NewTradeUpdate, NewUser, NotificationLimits, NotificationStatus, NotifyOutcome, Role, Store,
-    StoreError, TradeFilter, TradeUpdateId, UserUpdate,
+    LinkOutcome, NewNotification, NewTradeUpdate, NewUser, NotificationBatch, NotificationLimits, NotificationStatus,
+    NotifyOutcome, Role, Store, StoreError, TradeFilter, TradeUpdateId, UserUpdate,
 };
 use testkit::db::DbGuard;
 
@@ -51,6 +51,8 @@ contract!(
     one_notification_per_signal_and_user,
     notification_outbox_lifecycle,
     routing_respects_cap_cooldown_and_races,
+    bulk_routing_has_the_per_user_rules,
+    bulk_routers_racing_respect_uniqueness_and_caps,
     open_trade_writes_trade_and_history_together,
     repeated_submit_gives_one_trade,
     trade_closes_exactly_once,
@@ -63,6 +65,10 @@ contract!(
     history_entries_and_change_feed,
     last_price_is_upserted,
     corrupt_rows_are_errors_not_panics,
+    link_codes_link_once_and_expire,
+    link_codes_replace_older_ones,
+    link_codes_refuse_a_discord_account_linked_elsewhere,
+    concurrent_redeems_link_once,
 );
 
 // ---------- fixtures ----------
@@ -481,6 +487,172 @@ async fn routing_respects_cap_cooldown_and_races(store: Arc<dyn Store>, _db: &Db
     assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
 }
 
+fn batch(signal_id: SignalId, symbol: &str, at: DateTime<Utc>) -> NotificationBatch {
+    NotificationBatch { signal_id, symbol: sym(symbol), created_at: at }
+}
+
+fn hour_limits(now: DateTime<Utc>, cap: u32) -> NotificationLimits {
+    NotificationLimits {
+        window_start: now - Duration::hours(24),
+        max_in_window: cap,
+        cooldown_start: Some(now - Duration::minutes(60)),
+    }
+}
+
+async fn bulk_routing_has_the_per_user_rules(store: Arc<dyn Store>, _db: &DbGuard) {
+    let (ann, bob, cid) = (user(&store, "ann").await, user(&store, "bob").await, user(&store, "cid").await);
+    let all = |now: DateTime<Utc>, users: &[UserId]| -> Vec<(UserId, NotificationLimits)> {
+        users.iter().map(|u| (*u, hour_limits(now, 3))).collect()
+    };
+    assert_eq!(store.create_notifications_within_limits(&batch(SignalId(1), "EURUSD", t0()), &[]).await.unwrap(), []);
+
+    // Created once per (signal, user); a user listed twice, or routed again, is already notified.
+    let s1 = signal_id(&store).await;
+    let out = store.create_notifications_within_limits(&batch(s1, "EURUSD", t0()), &all(t0(), &[ann, bob, ann])).await;
+    let [NotifyOutcome::Created(a1), NotifyOutcome::Created(b1), again] = out.unwrap()[..] else {
+        panic!("ann and bob are notified");
+    };
+    assert_eq!(again, NotifyOutcome::AlreadyNotified(a1));
+    let n = store.get_notification(a1).await.unwrap().unwrap();
+    assert_eq!((n.signal_id, n.user_id, n.symbol.as_str(), n.created_at), (s1, ann, "EURUSD", t0()));
+    assert_eq!(n.status, NotificationStatus::Queued);
+    assert_eq!(
+        store.create_notifications_within_limits(&batch(s1, "EURUSD", t0()), &all(t0(), &[bob])).await.unwrap(),
+        [NotifyOutcome::AlreadyNotified(b1)]
+    );
+    // The per-user method sees what the bulk one wrote, and the other way round.
+    assert_eq!(
+        store
+            .create_notification_within_limits(&new_notification(s1, ann, "EURUSD", t0()), &hour_limits(t0(), 3))
+            .await
+            .unwrap(),
+        NotifyOutcome::AlreadyNotified(a1)
+    );
+
+    // Cooldown per pair: the same pair 30 minutes later cools down; another pair does not; a user who was not
+    // notified about the pair is not cooling down.
+    let later = t0() + Duration::minutes(30);
+    let s2 = signal_id(&store).await;
+    assert!(matches!(
+        store
+            .create_notifications_within_limits(&batch(s2, "EURUSD", later), &all(later, &[ann, bob, cid]))
+            .await
+            .unwrap()[..],
+        [NotifyOutcome::CoolingDown, NotifyOutcome::CoolingDown, NotifyOutcome::Created(_)]
+    ));
+    // A cooldown of none lets it through.
+    let s3 = signal_id(&store).await;
+    let no_cooldown = NotificationLimits { cooldown_start: None, ..hour_limits(later, 3) };
+    assert!(matches!(
+        store.create_notifications_within_limits(&batch(s3, "EURUSD", later), &[(ann, no_cooldown)]).await.unwrap()[..],
+        [NotifyOutcome::Created(_)]
+    ));
+
+    // Cap: ann has 2 in the window, bob 1. A third fits for ann, then she is capped; the cap counts what the
+    // per-user method wrote too.
+    let s4 = signal_id(&store).await;
+    let n4 = new_notification(s4, ann, "GBPUSD", later);
+    assert!(matches!(
+        store.create_notification_within_limits(&n4, &hour_limits(later, 3)).await.unwrap(),
+        NotifyOutcome::Created(_)
+    ));
+    let s5 = signal_id(&store).await;
+    assert!(matches!(
+        store.create_notifications_within_limits(&batch(s5, "USDJPY", later), &all(later, &[ann, bob])).await.unwrap()
+            [..],
+        [NotifyOutcome::DailyCapReached, NotifyOutcome::Created(_)]
+    ));
+    // Given-up notifications count toward neither the cap nor the cooldown.
+    store.mark_notification_failed(a1, "gave up", false).await.unwrap();
+    let s6 = signal_id(&store).await;
+    assert!(matches!(
+        store.create_notifications_within_limits(&batch(s6, "AUDUSD", later), &all(later, &[ann])).await.unwrap()[..],
+        [NotifyOutcome::Created(_)]
+    ));
+    // A capped user that is also cooling down is reported capped, as the per-user method does.
+    let s7 = signal_id(&store).await;
+    assert_eq!(
+        store.create_notifications_within_limits(&batch(s7, "AUDUSD", later), &all(later, &[ann])).await.unwrap(),
+        [NotifyOutcome::DailyCapReached]
+    );
+    assert_eq!(
+        store
+            .create_notification_within_limits(&new_notification(s7, ann, "AUDUSD", later), &hour_limits(later, 3))
+            .await
+            .unwrap(),
+        NotifyOutcome::DailyCapReached
+    );
+
+    // An unknown user fails the call, and nothing is written for the others.
+    let s8 = signal_id(&store).await;
+    let before = store.count_notifications_since(cid, t0() - Duration::days(1)).await.unwrap();
+    let missing = store
+        .create_notifications_within_limits(&batch(s8, "NZDUSD", later), &all(later, &[cid, UserId(424242)]))
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound { what: "user", id: 424242 })), "{missing:?}");
+    assert_eq!(store.count_notifications_since(cid, t0() - Duration::days(1)).await.unwrap(), before);
+}
+
+async fn bulk_routers_racing_respect_uniqueness_and_caps(store: Arc<dyn Store>, _db: &DbGuard) {
+    let mut users = Vec::new();
+    for i in 0..20 {
+        users.push(user(&store, &format!("user {i}")).await);
+    }
+    let limits: Vec<(UserId, NotificationLimits)> = users.iter().map(|u| (*u, hour_limits(t0(), 3))).collect();
+
+    // Two routers (bulk, bulk and per-user) route the same signal at once: one notification per user.
+    let s1 = signal_id(&store).await;
+    let bulk = |signal: NotificationBatch, limits: Vec<(UserId, NotificationLimits)>| {
+        let store = store.clone();
+        tokio::spawn(async move { store.create_notifications_within_limits(&signal, &limits).await.unwrap() })
+    };
+    let per_user = {
+        let (store, limits) = (store.clone(), limits.clone());
+        tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for (user, limits) in limits.iter().rev() {
+                let n = new_notification(s1, *user, "EURUSD", t0());
+                outcomes.push(store.create_notification_within_limits(&n, limits).await.unwrap());
+            }
+            outcomes
+        })
+    };
+    let (a, b, c) = tokio::join!(
+        bulk(batch(s1, "EURUSD", t0()), limits.clone()),
+        bulk(batch(s1, "EURUSD", t0()), limits.clone()),
+        per_user
+    );
+    let outcomes: Vec<NotifyOutcome> = a.unwrap().into_iter().chain(b.unwrap()).chain(c.unwrap()).collect();
+    let created = outcomes.iter().filter(|o| matches!(o, NotifyOutcome::Created(_))).count();
+    assert_eq!(created, 20, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, NotifyOutcome::AlreadyNotified(_))).count(), 40);
+    for user in &users {
+        assert_eq!(store.notifications_for_user(*user, 10, 0).await.unwrap().len(), 1);
+    }
+
+    // Routers racing over different signals for other pairs: each user's cap of 3 holds exactly.
+    let mut handles = Vec::new();
+    for symbol in ["GBPUSD", "USDJPY", "XAUUSD", "AUDUSD"] {
+        let s = signal_id(&store).await;
+        handles.push(bulk(batch(s, symbol, t0()), limits.clone()));
+    }
+    let mut capped = 0;
+    let mut created = 0;
+    for handle in handles {
+        for outcome in handle.await.unwrap() {
+            match outcome {
+                NotifyOutcome::Created(_) => created += 1,
+                NotifyOutcome::DailyCapReached => capped += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!((created, capped), (40, 40));
+    for user in &users {
+        assert_eq!(store.count_notifications_since(*user, t0() - Duration::hours(24)).await.unwrap(), 3);
+    }
+}
+
 async fn open_trade_writes_trade_and_history_together(store: Arc<dyn Store>, _db: &DbGuard) {
     let ann = user(&store, "ann").await;
     let new = eurusd_long(ann, t0());
@@ -894,4 +1066,108 @@ async fn corrupt_rows_are_errors_not_panics(store: Arc<dyn Store>, db: &DbGuard)
         assert!(err.to_string().contains("garbage"), "{err}");
         assert!(store.open_trades().await.is_err());
     }
+}
+
+// ---------- linking Discord accounts ----------
+
+fn linked_id(outcome: &LinkOutcome) -> Option<UserId> {
+    match outcome {
+        LinkOutcome::Linked(user) => Some(user.id),
+        _ => None,
+    }
+}
+
+async fn link_codes_link_once_and_expire(store: Arc<dyn Store>, _db: &DbGuard) {
+    let ann = user(&store, "ann").await;
+    let bob = user(&store, "bob").await;
+    let expires = t0() + Duration::minutes(15);
+    store.create_link_code(ann, "hash-ann", expires).await.unwrap();
+    store.create_link_code(bob, "hash-bob", expires).await.unwrap();
+
+    assert_eq!(store.redeem_link_code("no-such-hash", "3001", t0()).await.unwrap(), LinkOutcome::InvalidCode);
+    let linked = store.redeem_link_code("hash-ann", "3001", t0() + Duration::minutes(1)).await.unwrap();
+    let LinkOutcome::Linked(linked) = linked else { panic!("{linked:?}") };
+    assert_eq!((linked.id, linked.discord_user_id.as_deref()), (ann, Some("3001")));
+    assert_eq!(store.user_by_discord_id("3001").await.unwrap().map(|u| u.id), Some(ann));
+    assert_eq!(store.get_user(ann).await.unwrap(), Some(linked));
+
+    // Spent: neither the same Discord account nor another one can use it again.
+    for discord in ["3001", "3002"] {
+        let again = store.redeem_link_code("hash-ann", discord, t0() + Duration::minutes(2)).await.unwrap();
+        assert_eq!(again, LinkOutcome::InvalidCode, "{discord}");
+    }
+    assert_eq!(store.user_by_discord_id("3002").await.unwrap(), None);
+
+    // Expiry is exclusive: at the instant it expires the code is already dead; nothing is written.
+    for at in [expires, expires + Duration::microseconds(1), expires + Duration::hours(1)] {
+        assert_eq!(store.redeem_link_code("hash-bob", "3003", at).await.unwrap(), LinkOutcome::InvalidCode);
+    }
+    assert_eq!(store.get_user(bob).await.unwrap().unwrap().discord_user_id, None);
+    let just_in_time = store.redeem_link_code("hash-bob", "3003", expires - Duration::microseconds(1)).await.unwrap();
+    assert_eq!(linked_id(&just_in_time), Some(bob));
+
+    let missing = store.create_link_code(UserId(424242), "hash-nobody", expires).await;
+    assert!(matches!(missing, Err(StoreError::MissingReference { .. })), "{missing:?}");
+    let blank = store.create_link_code(ann, " ", expires).await;
+    assert!(matches!(blank, Err(StoreError::Invalid(_))), "{blank:?}");
+}
+
+async fn link_codes_replace_older_ones(store: Arc<dyn Store>, _db: &DbGuard) {
+    let ann = user(&store, "ann").await;
+    let bob = user(&store, "bob").await;
+    let expires = t0() + Duration::minutes(15);
+    store.create_link_code(ann, "first", expires).await.unwrap();
+    store.create_link_code(ann, "second", expires).await.unwrap();
+    store.create_link_code(bob, "bobs", expires).await.unwrap();
+    assert_eq!(store.redeem_link_code("first", "4001", t0()).await.unwrap(), LinkOutcome::InvalidCode);
+    // Another user's new code does not touch Ann's.
+    assert_eq!(linked_id(&store.redeem_link_code("second", "4001", t0()).await.unwrap()), Some(ann));
+    let taken = store.create_link_code(ann, "bobs", expires).await;
+    assert!(matches!(taken, Err(StoreError::Conflict { .. })), "{taken:?}");
+    assert_eq!(linked_id(&store.redeem_link_code("bobs", "4002", t0()).await.unwrap()), Some(bob));
+
+    // Relinking moves the user to the new Discord account.
+    store.create_link_code(ann, "third", expires).await.unwrap();
+    assert_eq!(linked_id(&store.redeem_link_code("third", "4003", t0()).await.unwrap()), Some(ann));
+    assert_eq!(store.user_by_discord_id("4001").await.unwrap(), None);
+    assert_eq!(store.user_by_discord_id("4003").await.unwrap().map(|u| u.id), Some(ann));
+}
+
+async fn link_codes_refuse_a_discord_account_linked_elsewhere(store: Arc<dyn Store>, _db: &DbGuard) {
+    let ann = store
+        .create_user(&NewUser { discord_user_id: Some("5001".into()), display_name: "ann".into(), role: Role::User })
+        .await
+        .unwrap();
+    let bob = user(&store, "bob").await;
+    let expires = t0() + Duration::minutes(15);
+    store.create_link_code(bob, "bobs", expires).await.unwrap();
+    assert_eq!(store.redeem_link_code("bobs", "5001", t0()).await.unwrap(), LinkOutcome::DiscordAccountTaken);
+    assert_eq!(store.get_user(bob).await.unwrap().unwrap().discord_user_id, None);
+    assert_eq!(store.user_by_discord_id("5001").await.unwrap(), Some(ann.clone()));
+    // The refusal did not spend Bob's code.
+    assert_eq!(linked_id(&store.redeem_link_code("bobs", "5002", t0()).await.unwrap()), Some(bob));
+
+    // Linking the account a user already carries is no conflict.
+    store.create_link_code(ann.id, "anns", expires).await.unwrap();
+    assert_eq!(linked_id(&store.redeem_link_code("anns", "5001", t0()).await.unwrap()), Some(ann.id));
+}
+
+async fn concurrent_redeems_link_once(store: Arc<dyn Store>, _db: &DbGuard) {
+    let ann = user(&store, "ann").await;
+    store.create_link_code(ann, "race", t0() + Duration::minutes(15)).await.unwrap();
+    let attempts: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.redeem_link_code("race", &format!("600{i}"), t0()).await.unwrap() })
+        })
+        .collect();
+    let mut linked = Vec::new();
+    for attempt in attempts {
+        if let LinkOutcome::Linked(user) = attempt.await.unwrap() {
+            linked.push(user);
+        }
+    }
+    assert_eq!(linked.len(), 1, "{linked:?}");
+    let winner = linked[0].discord_user_id.clone().unwrap();
+    assert_eq!(store.user_by_discord_id(&winner).await.unwrap().map(|u| u.id), Some(ann));
 }

@@ -18,6 +18,8 @@ pub struct AppOptions {
     pub replay_ticks: Vec<String>,
     /// Discord settings; `None` leaves Discord off.
     pub discord: Option<DiscordOptions>,
+    /// The app's clock; `None` is the system clock. Pass a `domain::ManualClock` to move time without sleeping.
+    pub clock: Option<Arc<dyn domain::Clock>>,
 }
 
 /// Discord settings for a test app: point `api_base` at a `FakeDiscord`.
@@ -102,7 +104,8 @@ pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
     };
     let bus = Arc::new(InProcessBus::default());
     let events = bus.subscribe().await.expect("in-process subscribe cannot fail");
-    let app = Application::build_with_bus(config, Arc::new(domain::SystemClock), bus).await.expect("the app starts");
+    let clock = options.clock.unwrap_or_else(|| Arc::new(domain::SystemClock));
+    let app = Application::build_with_bus(config, clock, bus).await.expect("the app starts");
     TestApp {
         address: format!("http://{}", app.address),
         store: app.store.clone(),
