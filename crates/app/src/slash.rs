@@ -14,6 +14,7 @@ use anyhow::Context;
 use bus::{Bus, Event};
 use chrono::{DateTime, Utc};
 use discord::interactions::{InteractionUser, ephemeral_embeds, ephemeral_message};
+use discord::render::{money, signed};
 use discord::{DiscordNotifier, OutgoingMessage};
 use domain::{
     Clock, CloseReason, Closing, Delivery, Instrument, InstrumentRegistry, Price, RateBook, Trade, TradeId,
@@ -570,21 +571,6 @@ fn movement(outcome: &pnl::Outcome) -> String {
 
 fn round(value: Decimal, places: u32) -> Decimal {
     value.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero).normalize()
-}
-
-fn signed(value: Decimal) -> String {
-    if value.is_sign_positive() && !value.is_zero() { format!("+{value}") } else { value.to_string() }
-}
-
-/// "+$540.00" in dollars, "-12.30 EUR" in anything else.
-fn money(amount: Decimal, currency: &str) -> String {
-    let rounded = amount.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-    let sign = if rounded.is_sign_negative() && !rounded.is_zero() { "-" } else { "+" };
-    let magnitude = format!("{:.2}", rounded.abs());
-    match currency {
-        "USD" | "USDT" | "USDC" => format!("{sign}${magnitude}"),
-        other => format!("{sign}{magnitude} {other}"),
-    }
 }
 
 fn when(at: DateTime<Utc>) -> String {

@@ -378,12 +378,13 @@ fn round_half_away(value: Decimal, places: u32) -> Decimal {
     value.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero).normalize()
 }
 
-fn signed(value: Decimal) -> String {
+/// A number with its sign always shown: "+108", "-50", "0".
+pub fn signed(value: Decimal) -> String {
     if value.is_sign_positive() && !value.is_zero() { format!("+{value}") } else { value.to_string() }
 }
 
 /// "+$540.00" in dollars, "-12.30 EUR" in anything else.
-fn money(amount: Decimal, currency: &str) -> String {
+pub fn money(amount: Decimal, currency: &str) -> String {
     let rounded = amount.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
     let sign = if rounded.is_sign_negative() && !rounded.is_zero() { "-" } else { "+" };
     let magnitude = format!("{:.2}", rounded.abs());
