@@ -14,7 +14,7 @@ use anyhow::Context;
 use bus::{Bus, Event};
 use chrono::{DateTime, Utc};
 use discord::interactions::{InteractionUser, ephemeral_embeds, ephemeral_message};
-use discord::render::{money, signed};
+use discord::render::{duration, money, signed};
 use discord::{DiscordNotifier, OutgoingMessage};
 use domain::{
     Clock, CloseReason, Closing, Delivery, Instrument, InstrumentRegistry, Price, RateBook, Trade, TradeId,
@@ -575,18 +575,6 @@ fn round(value: Decimal, places: u32) -> Decimal {
 
 fn when(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
-/// "2d 3h", "3h 15m", "15m", "45s".
-fn duration(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (days, hours, minutes) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    match (days, hours, minutes) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, m) => format!("{m}m"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, h, _) => format!("{d}d {h}h"),
-    }
 }
 
 fn close_reason_words(reason: CloseReason) -> &'static str {

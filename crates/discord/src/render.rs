@@ -395,7 +395,7 @@ pub fn money(amount: Decimal, currency: &str) -> String {
 }
 
 /// "2d 3h", "3h 15m", "15m", "45s".
-fn duration(seconds: i64) -> String {
+pub fn duration(seconds: i64) -> String {
     let s = seconds.max(0);
     let (days, hours, minutes) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
     match (days, hours, minutes) {

@@ -5,7 +5,7 @@
 
 use super::detector::{DetectorParams, ReversalDetector, Triggers};
 use super::features::{Features, features};
-use super::model::{ModelError, TrainingOptions, stage1_rates, train};
+use super::model::{ModelError, TrainingOptions, stage1_rate, stage1_rates, train};
 use super::outcome::label;
 use crate::Bar;
 use domain::Side;
@@ -146,10 +146,7 @@ pub fn walk_forward(
         let rates = stage1_rates(&training);
         base_rates.push(model.base_rate);
         for s in &sorted[lo..hi] {
-            let p1 = match rates.iter().find(|r| r.side == s.side && r.triggers == s.triggers.0) {
-                Some(r) => (r.wins as f64 + 20.0 * model.base_rate) / (r.candidates as f64 + 20.0),
-                None => model.base_rate,
-            };
+            let p1 = stage1_rate(&rates, model.base_rate, s.side, s.triggers);
             predictions.push((model.predict(&s.features), p1, s));
         }
     }

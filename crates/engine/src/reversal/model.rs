@@ -145,7 +145,8 @@ impl ReversalModel {
     }
 }
 
-fn stage1_rate(rates: &[Stage1Rate], base_rate: f64, side: Side, triggers: Triggers) -> f64 {
+/// The smoothed hit rate of one side and trigger combination, given the counts and the overall rate.
+pub(crate) fn stage1_rate(rates: &[Stage1Rate], base_rate: f64, side: Side, triggers: Triggers) -> f64 {
     match rates.iter().find(|r| r.side == side && r.triggers == triggers.0) {
         Some(r) => (r.wins as f64 + STAGE1_PRIOR_WEIGHT * base_rate) / (r.candidates as f64 + STAGE1_PRIOR_WEIGHT),
         None => base_rate,
