@@ -1,9 +1,11 @@
 //! Issue 4's Discord figures, recorded in docs/BENCHMARKS.md.
 //!
-//! - Fan-out of one signal to 10,000 users (criterion): the in-memory decision alone, reading the users, and
-//!   the whole `router::route` with its writes, on a SQLite file and, when `TEST_DATABASE_URL` is set, on
-//!   PostgreSQL. The per-user path the router used before (one transaction per user) is timed once per
-//!   backend and printed, since it is far too slow for criterion's samples.
+//! - Fan-out of one signal to 10,000 users, on a SQLite file and, when `TEST_DATABASE_URL` is set, on
+//!   PostgreSQL: the routing decision until it is durable (`Router::route`), then, reported separately, the
+//!   time until every per-user row exists (`materialise_pending`), one signal at a time and in a burst with
+//!   the materialiser running; also the first route after taking the lease, the route after a settings
+//!   change, and the bulk insert of issue 4's first round once for comparison. Timed loops print p50/p99
+//!   (criterion has none); criterion times the in-memory decision and the read of the users.
 //! - The interaction handler: everything `POST /discord/interactions` does but the socket (signature,
 //!   parsing, handler, JSON answer) for the Open Trade click and the modal submit, 2,000 times each on
 //!   SQLite; p50 and p99 are printed, as criterion reports no percentiles.
@@ -18,16 +20,20 @@ use domain::{Entry, NotificationId, Price, Side, Signal, SignalId, SignalSource,
 use ed25519_dalek::{Signer, SigningKey};
 use rust_decimal_macros::dec;
 use serde_json::{Value, json};
-use signalpost::router;
+use signalpost::router::{self, MATERIALISE_BATCH, Router, materialise_pending};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
-use store::{NewNotification, NewUser, NotifyOutcome, Role, Store};
+use store::{NewNotification, NewUser, NotificationBatch, NotifyOutcome, Role, Store};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
 const USERS: usize = 10_000;
 const INTERACTIONS: usize = 2_000;
+/// Signals routed one at a time, each followed by writing its rows.
+const ROUTES: usize = 50;
+/// Signals routed back to back while the materialiser runs.
+const BURST: usize = 10;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap()
@@ -72,24 +78,27 @@ async fn populate(store: &Arc<dyn Store>) {
     eprintln!("({} users created in {:.1?})", USERS, started.elapsed());
 }
 
-/// What `router::route` did before issue 4: one transaction per user. Kept here as the baseline.
-async fn route_per_user(store: &dyn Store, signal_id: SignalId, signal: &Signal) -> usize {
-    let users = store.users_with_settings().await.unwrap();
-    let (candidates, _) = router::candidates(&users, signal);
-    let mut queued = 0;
-    for (user_id, limits) in candidates {
-        let new = NewNotification { signal_id, user_id, symbol: signal.symbol.clone(), created_at: signal.created_at };
-        queued += usize::from(matches!(
-            store.create_notification_within_limits(&new, &limits).await.unwrap(),
-            NotifyOutcome::Created(_)
-        ));
-    }
-    queued
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
+fn summary(times: &mut [Duration]) -> String {
+    times.sort();
+    format!(
+        "n = {}, p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        times.len(),
+        percentile(times, 0.50),
+        percentile(times, 0.99),
+        times.last().unwrap()
+    )
+}
+
+/// The routing decision as the running router makes it (`Router::route`: the users version and limit
+/// changes read, 10k users filtered and limit-checked in memory, the audience written and committed), then
+/// the time until every per-user notification row exists (`materialise_pending`), each reported separately.
 fn bench_route(c: &mut Criterion, rt: &Runtime, backend: &str, store: Arc<dyn Store>) {
     rt.block_on(populate(&store));
-    // Each routed signal is a day later than the last, so every route writes 9,000 notifications instead of
+    // Each routed signal is a day later than the last, so every route queues 9,000 notifications instead of
     // meeting the cap or the cooldown.
     let day = Arc::new(AtomicI64::new(0));
     let next_signal = || {
@@ -98,38 +107,101 @@ fn bench_route(c: &mut Criterion, rt: &Runtime, backend: &str, store: Arc<dyn St
         let (id, _) = rt.block_on(store.insert_signal(&s, None)).unwrap();
         (id, s)
     };
+    let wanted = USERS - USERS / 10;
+    let clock: Arc<dyn domain::Clock> = Arc::new(domain::SystemClock);
 
+    // Before: the bulk INSERT … SELECT of issue 4's first round, once, for comparison.
     let (id, s) = next_signal();
     let started = Instant::now();
-    let queued = rt.block_on(route_per_user(store.as_ref(), id, &s));
-    eprintln!("{backend}: per-user transactions (before issue 4): {queued} queued in {:.1?}", started.elapsed());
+    let users = rt.block_on(store.users_with_settings()).unwrap();
+    let (candidates, _) = router::candidates(&users, &s);
+    let batch = NotificationBatch { signal_id: id, symbol: s.symbol.clone(), created_at: s.created_at };
+    let outcomes = rt.block_on(store.create_notifications_within_limits(&batch, &candidates)).unwrap();
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, NotifyOutcome::Created(_))).count(), wanted);
+    eprintln!("{backend}: before (read users + one bulk INSERT of 9,000 rows): {:.1?}", started.elapsed());
+
+    // A router taking the lease: acquire, seed its limits from the database, load the users, route.
+    let mut router = Router::new(clock.clone(), Router::unique_holder());
     let (id, s) = next_signal();
-    let routed = rt.block_on(router::route(store.as_ref(), id, &s)).unwrap();
-    eprintln!("{backend}: router::route: {routed:?}");
-    assert_eq!(routed.queued, USERS - USERS / 10);
+    let started = Instant::now();
+    let routed = rt.block_on(router.route(store.as_ref(), id, &s)).unwrap();
+    eprintln!("{backend}: first route after taking the lease (seed + users + decision): {:.1?}", started.elapsed());
+    assert_eq!(routed.queued, wanted);
+    rt.block_on(materialise_pending(store.as_ref(), MATERIALISE_BATCH, |_| {})).unwrap();
+
+    // Steady state, one signal at a time: the decision, then (timed separately) writing its 9,000 rows.
+    let mut decisions = Vec::new();
+    let mut rows = Vec::new();
+    let mut end_to_end = Vec::new();
+    for _ in 0..ROUTES {
+        let (id, s) = next_signal();
+        let started = Instant::now();
+        let routed = rt.block_on(router.route(store.as_ref(), id, &s)).unwrap();
+        let decided = started.elapsed();
+        assert_eq!(routed.queued, wanted);
+        let written = rt.block_on(materialise_pending(store.as_ref(), MATERIALISE_BATCH, |_| {})).unwrap();
+        assert_eq!(written as usize, wanted);
+        decisions.push(decided);
+        end_to_end.push(started.elapsed());
+        rows.push(started.elapsed() - decided);
+    }
+    eprintln!("{backend}: decision, durable (Router::route): {}", summary(&mut decisions));
+    eprintln!("{backend}: then writing the 9,000 rows (materialise_pending): {}", summary(&mut rows));
+    eprintln!("{backend}: end to end, until every row exists: {}", summary(&mut end_to_end));
+
+    // A burst (many instruments close at once): routed back to back while the materialiser writes rows in
+    // the background, as `router::run` does; on SQLite the routes queue behind its write transactions.
+    let burst: Vec<(SignalId, Signal)> = (0..BURST).map(|_| next_signal()).collect();
+    let (decisions, all_rows) = rt.block_on(async {
+        let done = Arc::new(tokio::sync::Notify::new());
+        let (store2, done2) = (store.clone(), done.clone());
+        let background = tokio::spawn(async move {
+            let mut written = 0;
+            loop {
+                written += materialise_pending(store2.as_ref(), MATERIALISE_BATCH, |_| {}).await.unwrap();
+                if written as usize >= BURST * (USERS - USERS / 10) {
+                    return;
+                }
+                done2.notified().await;
+            }
+        });
+        let started = Instant::now();
+        let mut decisions = Vec::new();
+        for (id, s) in &burst {
+            let t = Instant::now();
+            router.route(store.as_ref(), *id, s).await.unwrap();
+            decisions.push(t.elapsed());
+            done.notify_one();
+        }
+        background.await.unwrap();
+        (decisions, started.elapsed())
+    });
+    let mut decisions = decisions;
+    eprintln!(
+        "{backend}: burst of {BURST} signals, materialiser running: decision {}; all {} rows in {:.1?}",
+        summary(&mut decisions),
+        BURST * wanted,
+        all_rows
+    );
+
+    // After a settings change the cached users are reloaded once.
+    let some_user = users[5].0.id;
+    rt.block_on(store.save_settings(some_user, &UserSettings::default())).unwrap();
+    let (id, s) = next_signal();
+    let started = Instant::now();
+    rt.block_on(router.route(store.as_ref(), id, &s)).unwrap();
+    eprintln!("{backend}: decision right after a settings change (users reloaded): {:.1?}", started.elapsed());
+    rt.block_on(materialise_pending(store.as_ref(), MATERIALISE_BATCH, |_| {})).unwrap();
+    rt.block_on(router.release(store.as_ref())).unwrap();
 
     let mut group = c.benchmark_group("route_10k_users");
-    group.sample_size(20).measurement_time(Duration::from_secs(15));
-    let users = rt.block_on(store.users_with_settings()).unwrap();
+    group.sample_size(20).measurement_time(Duration::from_secs(10));
     if backend == "sqlite" {
         let s = signal(t0());
         group.bench_function("decision_in_memory", |b| b.iter(|| router::candidates(&users, &s)));
     }
     group.bench_function(BenchmarkId::new("users_with_settings", backend), |b| {
         b.iter(|| rt.block_on(store.users_with_settings()).unwrap())
-    });
-    group.bench_function(BenchmarkId::new("route", backend), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (id, s) = next_signal();
-                let started = Instant::now();
-                let routed = rt.block_on(router::route(store.as_ref(), id, &s)).unwrap();
-                total += started.elapsed();
-                assert_eq!(routed.queued, USERS - USERS / 10);
-            }
-            total
-        })
     });
     group.finish();
 }
@@ -174,10 +246,6 @@ fn signed(body: &Value) -> Request<Body> {
         .header("content-type", "application/json")
         .body(Body::from(bytes))
         .unwrap()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 /// Times `INTERACTIONS` requests through the route, each for its own notification, and prints p50/p99.

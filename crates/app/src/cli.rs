@@ -54,6 +54,19 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a one-time dashboard sign-in link for a user (valid 24 hours; replaces older links).
+    SignInLink {
+        /// User id, sign-in username or display name.
+        user: String,
+    },
+    /// Set a user's dashboard password, read from the first line of stdin; ends their open sessions.
+    SetPassword {
+        /// User id, sign-in username or display name.
+        user: String,
+        /// The username to sign in with, when the user has none yet (default: their display name).
+        #[arg(long)]
+        username: Option<String>,
+    },
 }
 
 #[derive(Debug, Args, Default)]
@@ -355,5 +368,35 @@ pub async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()>
             }
             Ok(())
         }
+        UsersCommand::SignInLink { user } => {
+            let user = web::bootstrap::resolve_user(store.as_ref(), &user).await?;
+            let (link, expires_at) =
+                web::bootstrap::sign_in_link(store.as_ref(), &public_url(config), user.id, Utc::now())
+                    .await
+                    .context("could not make a sign-in link")?;
+            println!("{link}");
+            eprintln!(
+                "Open it before {} to sign in to the dashboard as {} (#{}); it works once.",
+                expires_at.format("%Y-%m-%d %H:%M UTC"),
+                user.display_name,
+                user.id
+            );
+            Ok(())
+        }
+        UsersCommand::SetPassword { user, username } => {
+            let user = web::bootstrap::resolve_user(store.as_ref(), &user).await?;
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("could not read the password from stdin")?;
+            let password = line.trim_end_matches(['\r', '\n']).to_string();
+            let username =
+                web::bootstrap::set_password(store.as_ref(), &user, username.as_deref(), password, Utc::now()).await?;
+            eprintln!("Password set: {} (#{}) signs in to the dashboard as {username:?}.", user.display_name, user.id);
+            Ok(())
+        }
     }
+}
+
+/// The dashboard address links point at: SIGNALPOST_PUBLIC_URL, or the listener's configured address.
+fn public_url(config: &Config) -> String {
+    config.web.public_url.clone().unwrap_or_else(|| format!("http://{}", config.bind))
 }

@@ -50,7 +50,42 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     /// A reversal model file to use instead of the one that ships with the binary.
     pub model_path: Option<std::path::PathBuf>,
+    /// The dashboard: its public address and Discord sign-in.
+    pub web: WebConfig,
+    /// How old a queued signal notification's signal may be and still be sent when Discord comes on; unset:
+    /// the signal's timeframe, at least an hour.
+    #[serde(default)]
+    pub notification_ttl_minutes: Option<u64>,
 }
+
+/// The dashboard (`web` crate): where people reach it, and Discord OAuth2 sign-in when configured.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct WebConfig {
+    /// The URL people open, e.g. `https://signals.example.com`; sign-in links and the OAuth redirect start
+    /// here, and `https` makes the session cookie Secure. Unset: `http://` and the listener's address.
+    pub public_url: Option<String>,
+    pub discord_client_id: Option<String>,
+    pub discord_client_secret: Option<Secret>,
+    /// Discord's site (`https://discord.com`), or a fake's.
+    pub discord_oauth_base: Option<String>,
+    /// When no user has the admin role, `serve` creates `admin` and prints a one-time sign-in link.
+    pub first_run_admin: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            public_url: None,
+            discord_client_id: None,
+            discord_client_secret: None,
+            discord_oauth_base: None,
+            first_run_admin: true,
+        }
+    }
+}
+
+/// Discord's site, where its OAuth2 pages and API live.
+pub const DISCORD_OAUTH_BASE: &str = "https://discord.com";
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct ReplayConfig {
@@ -62,6 +97,10 @@ pub struct ReplayConfig {
     pub ticks: Vec<String>,
     /// Skip candles before this time (RFC 3339).
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Holds the replay at a point in market time until the holder moves it; only code sets one (tests and
+    /// demonstrations that act on a signal before the market goes on), never a file or the environment.
+    #[serde(skip)]
+    pub gate: Option<market::ReplayGate>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -78,6 +117,7 @@ pub struct DiscordConfig {
     pub application_id: Option<String>,
     pub public_key: Option<String>,
     pub api_base: Option<String>,
+    /// Discord's gateway when unset; `ws://…`/`wss://…` for a fake or proxy; `off` for no gateway connection.
     pub gateway_url: Option<String>,
 }
 
@@ -97,13 +137,15 @@ impl Default for Config {
             nats_url: None,
             bus_prefix: "signalpost".into(),
             account_currency: "USD".into(),
-            replay: ReplayConfig { speed: 20.0, series: Vec::new(), ticks: Vec::new(), start_at: None },
+            replay: ReplayConfig { speed: 20.0, series: Vec::new(), ticks: Vec::new(), start_at: None, gate: None },
             monitor: MonitorConfig { sync_interval_ms: 1000, full_reload_every: 30 },
             discord: DiscordConfig::default(),
             binance: ExchangeConfig::default(),
             alpaca: ExchangeConfig::default(),
             secret_key: None,
             model_path: None,
+            web: WebConfig::default(),
+            notification_ttl_minutes: None,
         }
     }
 }
@@ -132,6 +174,12 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("ALPACA_BASE_URL", "alpaca.base_url"),
     ("SIGNALPOST_SECRET_KEY", "secret_key"),
     ("SIGNALPOST_MODEL", "model_path"),
+    ("SIGNALPOST_NOTIFICATION_TTL_MINUTES", "notification_ttl_minutes"),
+    ("SIGNALPOST_PUBLIC_URL", "web.public_url"),
+    ("DISCORD_CLIENT_ID", "web.discord_client_id"),
+    ("DISCORD_CLIENT_SECRET", "web.discord_client_secret"),
+    ("DISCORD_OAUTH_BASE", "web.discord_oauth_base"),
+    ("SIGNALPOST_FIRST_RUN_ADMIN", "web.first_run_admin"),
 ];
 
 impl Config {
@@ -184,6 +232,17 @@ impl Config {
         if self.monitor.sync_interval_ms == 0 {
             anyhow::bail!("monitor.sync_interval_ms must be at least 1");
         }
+        if self.notification_ttl_minutes == Some(0) {
+            anyhow::bail!("SIGNALPOST_NOTIFICATION_TTL_MINUTES must be at least 1");
+        }
+        if let Some(url) = &self.web.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            anyhow::bail!("SIGNALPOST_PUBLIC_URL must start with http:// or https://, got {url:?}");
+        }
+        if self.web.discord_client_id.is_some() != self.web.discord_client_secret.is_some() {
+            anyhow::bail!("Discord sign-in needs both DISCORD_CLIENT_ID and DISCORD_CLIENT_SECRET (or neither)");
+        }
         Ok(())
     }
 }
@@ -216,6 +275,20 @@ mod tests {
             assert_eq!(c.database_url.expose(), "sqlite://x.db");
             assert_eq!(c.replay.speed, 0.0);
             assert_eq!(c.replay.series, vec!["EURUSD:1h:a.csv", "BTCUSD:1d:b.csv"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type.
+    fn the_notification_ttl_comes_from_the_environment_and_is_at_least_a_minute() {
+        assert_eq!(Config::default().notification_ttl_minutes, None);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SIGNALPOST_NOTIFICATION_TTL_MINUTES", "240");
+            assert_eq!(Config::load().unwrap().notification_ttl_minutes, Some(240));
+            jail.set_env("SIGNALPOST_NOTIFICATION_TTL_MINUTES", "0");
+            let refused = format!("{:#}", Config::load().unwrap_err());
+            assert!(refused.contains("SIGNALPOST_NOTIFICATION_TTL_MINUTES"), "{refused}");
             Ok(())
         });
     }

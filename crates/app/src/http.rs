@@ -98,6 +98,11 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }
 
+/// The listener's routes with the dashboard (`web` crate: pages, `/api/`, sign-in) merged in.
+pub fn router_with_dashboard(state: HttpState, dashboard: web::WebState) -> Router {
+    router(state).merge(web::router(dashboard).layer(tower_http::trace::TraceLayer::new_for_http()))
+}
+
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))

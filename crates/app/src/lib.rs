@@ -4,9 +4,11 @@
 //! `main.rs` only parses arguments and calls into here, so black-box tests can start the very same
 //! application on port 0 with a fresh database.
 
+pub mod candle_store;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod gateway;
 pub mod http;
 pub mod interactions;
 pub mod metrics;

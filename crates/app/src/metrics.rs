@@ -12,6 +12,16 @@ pub struct Metrics {
     pub monitor_errors: IntCounter,
     pub replay_finished: IntGauge,
     pub signals_stored: IntCounter,
+    /// Discord gateway sessions started (`ready`), resumed (`resumed`) and connections lost (`disconnected`).
+    pub gateway_connection_events: IntCounterVec,
+    /// Channel messages seen on the gateway, by `kind` (create, update, delete).
+    pub gateway_messages: IntCounterVec,
+    /// Interactions from the gateway, by `outcome` (answered, deferred, failed, unreadable).
+    pub gateway_interactions: IntCounterVec,
+    /// Trade notices (close reports, running updates) by `outcome`: sent, retry, failed, expired.
+    pub trade_notices: IntCounterVec,
+    /// Running updates queued.
+    pub running_updates_queued: IntCounter,
 }
 
 impl Metrics {
@@ -27,7 +37,8 @@ impl Metrics {
         let monitor_errors =
             IntCounter::new("monitor_errors_total", "Failed attempts to close or sync trades").unwrap();
         let replay_finished =
-            IntGauge::new("replay_finished", "1 once the replay feed has played all its data").unwrap();
+            IntGauge::new("replay_finished", "Whether the replay feed has played all its data: 0 until it has, then 1")
+                .unwrap();
         let signals_stored = IntCounter::new("signals_stored_total", "Engine signals stored for subscribers").unwrap();
         for c in [&ticks, &candles_closed, &monitor_errors, &signals_stored] {
             registry.register(Box::new(c.clone())).expect("unique metric names");
@@ -35,6 +46,33 @@ impl Metrics {
         registry.register(Box::new(trades_closed.clone())).expect("unique metric names");
         registry.register(Box::new(open_trades.clone())).expect("unique metric names");
         registry.register(Box::new(replay_finished.clone())).expect("unique metric names");
+        let gateway_connection_events = IntCounterVec::new(
+            Opts::new("gateway_connection_events_total", "Discord gateway sessions, resumes and lost connections"),
+            &["event"],
+        )
+        .unwrap();
+        let gateway_messages = IntCounterVec::new(
+            Opts::new("gateway_messages_total", "Channel messages seen on the Discord gateway, by kind"),
+            &["kind"],
+        )
+        .unwrap();
+        let gateway_interactions = IntCounterVec::new(
+            Opts::new("gateway_interactions_total", "Interactions received over the Discord gateway, by outcome"),
+            &["outcome"],
+        )
+        .unwrap();
+        for c in [&gateway_connection_events, &gateway_messages, &gateway_interactions] {
+            registry.register(Box::new(c.clone())).expect("unique metric names");
+        }
+        let trade_notices = IntCounterVec::new(
+            Opts::new("trade_notices_total", "Trade notice delivery attempts to Discord, by outcome"),
+            &["outcome"],
+        )
+        .unwrap();
+        let running_updates_queued =
+            IntCounter::new("running_updates_queued_total", "Still-running trade updates queued").unwrap();
+        registry.register(Box::new(trade_notices.clone())).expect("unique metric names");
+        registry.register(Box::new(running_updates_queued.clone())).expect("unique metric names");
         Metrics {
             registry,
             ticks,
@@ -44,6 +82,11 @@ impl Metrics {
             monitor_errors,
             replay_finished,
             signals_stored,
+            gateway_connection_events,
+            gateway_messages,
+            gateway_interactions,
+            trade_notices,
+            running_updates_queued,
         }
     }
 

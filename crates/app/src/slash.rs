@@ -17,14 +17,14 @@ use discord::interactions::{InteractionUser, ephemeral_embeds, ephemeral_message
 use discord::render::{duration, money, signed};
 use discord::{DiscordNotifier, OutgoingMessage};
 use domain::{
-    Clock, CloseReason, Closing, Delivery, Instrument, InstrumentRegistry, Price, RateBook, Trade, TradeId,
-    TradeResult, TradeStatus, pnl,
+    Clock, CloseReason, Delivery, Instrument, InstrumentRegistry, Price, RateBook, Symbol, Timeframe, Trade, TradeId,
+    TradeResult, TradeStatus, UserSettings, pnl,
 };
 use rust_decimal::{Decimal, RoundingStrategy};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
-use store::{LinkOutcome, Store, TradeFilter, User};
+use store::{LinkOutcome, Store, TradeFilter, User, actions};
 use tokio_util::sync::CancellationToken;
 use twilight_model::channel::message::Embed;
 use twilight_model::http::interaction::InteractionResponse;
@@ -120,7 +120,7 @@ impl SlashCommands<'_> {
     /// Every other command, for the caller's own account.
     pub async fn run(&self, name: &str, options: &HashMap<String, String>, owner: &User) -> InteractionResponse {
         let answer = match name {
-            "settings" => self.settings(owner).await,
+            "settings" => self.settings(options, owner).await,
             "trades" => self.trades(owner).await,
             "history" => self.history(options, owner).await,
             "stats" => self.stats(owner).await,
@@ -161,31 +161,46 @@ impl SlashCommands<'_> {
         }))
     }
 
-    async fn settings(&self, owner: &User) -> Answer {
-        let s = self.store.get_settings(owner.id).await.context("could not read settings")?;
-        let list =
-            |items: Vec<String>, empty: &str| if items.is_empty() { empty.to_string() } else { items.join(", ") };
-        let mut embed = EmbedDraft::new("Your Signalpost settings");
-        embed.description(
-            "Change them on the Signalpost dashboard (Settings page); `/settings` only shows them for now.",
-        );
-        embed.field("Notifications", if s.notifications_enabled { "On" } else { "Off" });
-        embed.field("Timeframes", list(s.enabled_timeframes.iter().map(|t| t.to_string()).collect(), "All"));
-        embed.field("Pairs", list(s.preferred_pairs.iter().map(|p| p.to_string()).collect(), "All"));
-        embed.field("Minimum confidence", format!("{}%", round(s.min_confidence * Decimal::ONE_HUNDRED, 1)));
-        embed.field("Only ML-enhanced", if s.only_ml_enhanced { "Yes" } else { "No" });
-        embed.field("Daily cap", format!("{} signals", s.max_notifications_per_day));
-        embed.field("Cooldown per pair", format!("{} min", s.notification_cooldown_minutes));
-        embed.field(
-            "Delivery",
-            match &s.delivery {
-                Delivery::Dm => "Direct message".to_string(),
-                Delivery::Channel(id) => format!("<#{id}>"),
-            },
-        );
-        embed.field("Account currency", owner.account_currency.as_str());
-        embed.field("Default lots", owner.default_lots.to_string());
-        Ok(embed.answer())
+    /// `/settings`: the caller's settings with the controls that change them. `pairs:<text>` sets the
+    /// preferred pairs from a list first (`EURUSD, XAUUSD, BTCUSDT`, or `all`), for pairs the menu lacks.
+    async fn settings(&self, options: &HashMap<String, String>, owner: &User) -> Answer {
+        let mut s = self.store.get_settings(owner.id).await.context("could not read settings")?;
+        if let Some(text) = options.get("pairs") {
+            match parse_pair_list(text) {
+                Ok(pairs) => {
+                    let new = UserSettings { preferred_pairs: pairs, ..s.clone() };
+                    if let Err(error) = new.validate() {
+                        return Ok(ephemeral_message(&format!("Nothing was changed: {error}.")));
+                    }
+                    self.store.save_settings(owner.id, &new).await.context("could not save settings")?;
+                    s = new;
+                }
+                Err(reason) => return Ok(ephemeral_message(&format!("Nothing was changed: {reason}"))),
+            }
+        }
+        Ok(ephemeral_embeds(&settings_view(&s, owner)))
+    }
+
+    /// A click or choice on one of the `/settings` controls (custom id `settings:<control>`), for the caller
+    /// who made it: it changes their settings only, whoever's message the control sits on. A valid change
+    /// is saved and the message is updated in place (type 7); anything else is refused privately and
+    /// changes nothing.
+    pub async fn settings_component(&self, control: &str, values: &[String], owner: &User) -> InteractionResponse {
+        let answer = async {
+            let current = self.store.get_settings(owner.id).await.context("could not read settings")?;
+            let new = match apply_settings_control(&current, control, values) {
+                Ok(new) => new,
+                Err(reason) => return Ok(ephemeral_message(&format!("Nothing was changed: {reason}"))),
+            };
+            if let Err(error) = new.validate() {
+                return Ok(ephemeral_message(&format!("Nothing was changed: {error}.")));
+            }
+            if new != current {
+                self.store.save_settings(owner.id, &new).await.context("could not save settings")?;
+            }
+            Ok(discord::interactions::update_message(&settings_view(&new, owner)))
+        };
+        answer_or_apologise("settings", answer.await)
     }
 
     async fn trades(&self, owner: &User) -> Answer {
@@ -310,48 +325,34 @@ impl SlashCommands<'_> {
             return Ok(ephemeral_message("You have no closed trades yet, so there are no statistics."));
         }
         let currency = owner.account_currency.as_str();
-        let count = |r: TradeResult| closed.iter().filter(|t| t.result == Some(r)).count();
-        let (wins, losses, even) = (count(TradeResult::Win), count(TradeResult::Loss), count(TradeResult::Breakeven));
-        let win_rate = Decimal::from(wins * 100) / Decimal::from(closed.len());
-        let profits: Vec<Decimal> = closed.iter().filter_map(|t| t.profit).collect();
-        let total_profit: Decimal = profits.iter().sum();
-        let pips: Vec<Decimal> = closed.iter().filter_map(|t| t.pips).collect();
-        // Realised R: what the trade made per unit of what its stop loss put at risk.
-        let rs: Vec<Decimal> = closed
-            .iter()
-            .filter_map(|t| {
-                let (exit, stop) = (t.exit_price?, t.stop_loss?);
-                let risk = (t.entry.value() - stop.value()).abs();
-                (!risk.is_zero()).then(|| (exit.value() - t.entry.value()) * t.side.direction() / risk)
-            })
-            .collect();
-        let held: Vec<i64> =
-            closed.iter().filter_map(|t| t.closed_at.map(|c| (c - t.opened_at).num_seconds().max(0))).collect();
+        // The same figures the dashboard's /stats shows, from one place.
+        let summary = domain::stats::summary(&closed);
+        let (wins, losses, even) = (summary.wins, summary.losses, summary.breakeven);
 
         let mut embed = EmbedDraft::new("Your trading statistics");
         embed.description(&format!("Over your {} closed trades.", closed.len()));
+        let win_rate = summary.win_rate.unwrap_or_default();
         embed.field("Win rate", format!("{}% ({wins} W / {losses} L / {even} BE)", round(win_rate, 1)));
-        let mut pnl = money(total_profit, currency);
-        if profits.len() < closed.len() {
-            pnl.push_str(&format!(" ({} trades without a conversion rate left out)", closed.len() - profits.len()));
+        let mut pnl = money(summary.total_profit, currency);
+        if summary.unpriced > 0 {
+            pnl.push_str(&format!(" ({} trades without a conversion rate left out)", summary.unpriced));
         }
         embed.field("Total P&L", pnl);
-        if !pips.is_empty() {
-            embed.field("Total pips", format!("{} pips", signed(round(pips.iter().sum(), 1))));
+        if let Some(pips) = summary.total_pips {
+            embed.field("Total pips", format!("{} pips", signed(round(pips, 1))));
         }
         embed.field(
             "Average R:R",
-            if rs.is_empty() {
-                "— (no closed trade had a stop loss)".to_string()
-            } else {
-                let average = rs.iter().sum::<Decimal>() / Decimal::from(rs.len());
-                format!("{}R realised, over {} trades with a stop loss", signed(round(average, 2)), rs.len())
+            match summary.average_r {
+                None => "— (no closed trade had a stop loss)".to_string(),
+                Some(average) => format!(
+                    "{}R realised, over {} trades with a stop loss",
+                    signed(round(average, 2)),
+                    summary.r_trades
+                ),
             },
         );
-        embed.field(
-            "Average holding time",
-            if held.is_empty() { NONE.to_string() } else { duration(held.iter().sum::<i64>() / held.len() as i64) },
-        );
+        embed.field("Average holding time", summary.average_holding_seconds.map_or(NONE.to_string(), duration));
         if let Some(best) = closed.iter().filter(|t| t.profit.is_some()).max_by_key(|t| t.profit) {
             embed.field(
                 "Best trade",
@@ -372,50 +373,19 @@ impl SlashCommands<'_> {
             return Ok(ephemeral_message("Give the trade to close: `/stop trade_id:<id>` (see `/trades`)."));
         };
         let id = TradeId(id);
-        let trade = match self.store.get_trade(id).await.context("could not read the trade")? {
-            Some(trade) if trade.user_id == owner.id => trade,
-            Some(_) => {
-                return Ok(ephemeral_message(&format!(
-                    "Trade #{id} is not yours; you can only close your own trades (see `/trades`)."
-                )));
+        // The same action as the dashboard's close button.
+        let closed = match actions::close_at_market(self.store, owner, id).await {
+            Ok(closed) => closed,
+            Err(actions::ActionError::Store(error)) => {
+                return Err(anyhow::Error::new(error).context("could not close the trade"));
             }
-            None => return Ok(ephemeral_message(&format!("There is no trade #{id}; `/trades` lists yours."))),
-        };
-        if trade.status != TradeStatus::Open {
-            return Ok(ephemeral_message(&format!("Trade #{id} is already {}; nothing was changed.", trade.status)));
-        }
-        let Ok(instrument) = InstrumentRegistry::global().get(trade.symbol.as_str()) else {
-            return Ok(ephemeral_message(&format!(
-                "Trade #{id} is on {}, which Signalpost does not price.",
-                trade.symbol
-            )));
-        };
-        let Some(tick) = self.store.last_price(&trade.symbol).await.context("could not read the latest price")? else {
-            return Ok(ephemeral_message(&format!(
-                "No price for {} has been seen yet, so trade #{id} cannot be closed at market; nothing was changed. \
-                 Try again once the feed has sent one.",
-                trade.symbol
-            )));
-        };
-        let exit = tick.exit_price(trade.side);
-        if let Err(error) = instrument.check_precision(exit) {
-            return Ok(ephemeral_message(&format!("Trade #{id} was not closed: {error}.")));
-        }
-        let currency = owner.account_currency.as_str();
-        let rates = self.rates(instrument, currency).await?;
-        let outcome = pnl::outcome(instrument, trade.side, trade.entry, exit, trade.lots, &rates, currency);
-        // The market's own time, as the monitor stamps its closes, so a replayed history stays in order.
-        let at = tick.time.max(trade.opened_at);
-        let closing = Closing::new(exit, CloseReason::ManualClose, at, &outcome);
-        let Some(closed) = self.store.close_trade(id, &closing).await.context("could not close the trade")? else {
-            return Ok(ephemeral_message(&format!(
-                "Trade #{id} was closed by something else a moment ago (its stop loss or take profit, or another \
-                 close); nothing more was changed."
-            )));
+            Err(refused) => return Ok(ephemeral_message(&sentence(&refused.to_string()))),
         };
         if let Err(error) = self.bus.publish(Event::TradeClosed { trade: closed.clone() }).await {
             tracing::warn!(%error, trade = %id, "could not announce a close; the monitor will see it in the store");
         }
+        let currency = owner.account_currency.as_str();
+        let exit = closed.exit_price.map_or_else(String::new, |p| p.to_string());
         match discord::render::trade_closed_message(&closed, currency) {
             // The close report is the same embed the owner gets by DM, already inside Discord's limits.
             Ok(message) => Ok(ephemeral_embeds(&message)),
@@ -446,16 +416,283 @@ impl SlashCommands<'_> {
 
     /// The latest prices that convert the instrument's quote currency into the account currency.
     async fn rates(&self, instrument: &Instrument, account: &str) -> anyhow::Result<RateBook> {
-        let mut rates = RateBook::default();
-        for pair in [format!("{}{account}", instrument.quote), format!("{account}{}", instrument.quote)] {
-            if let Ok(i) = InstrumentRegistry::global().get(&pair)
-                && let Some(tick) = self.store.last_price(&i.symbol).await.context("could not read a rate")?
-            {
-                rates.set(i.symbol.as_str(), tick.mid());
-            }
-        }
-        Ok(rates)
+        actions::rates(self.store, instrument, account).await.context("could not read a rate")
     }
+}
+
+/// A refusal's reason as a sentence: capitalised, with a full stop.
+pub(crate) fn sentence(reason: &str) -> String {
+    let mut chars = reason.chars();
+    let capitalised = match chars.next() {
+        Some(first) => format!("{}{}", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    };
+    if capitalised.ends_with('.') { capitalised } else { format!("{capitalised}.") }
+}
+
+/// The custom ids of the `/settings` controls, after [`discord::interactions::SETTINGS_PREFIX`].
+pub mod controls {
+    pub const TIMEFRAMES: &str = "timeframes";
+    pub const PAIRS: &str = "pairs";
+    pub const MIN_CONFIDENCE: &str = "min_confidence";
+    pub const LIMITS: &str = "limits";
+    pub const NOTIFICATIONS: &str = "notifications";
+    pub const ML_ONLY: &str = "ml_only";
+}
+
+/// The pairs the `/settings` menu offers. Discord allows 25 options in a select, and the registry has more,
+/// so these are the most traded of each kind: the seven forex majors, three crosses, gold and silver, five
+/// large crypto pairs and eight US stocks and ETFs. Other pairs are set with `/settings pairs:<list>` or on
+/// the dashboard, and a pick in the menu keeps them.
+pub const MENU_PAIRS: [&str; 25] = [
+    "EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURJPY", "GBPJPY", "EURGBP", "XAUUSD",
+    "XAGUSD", "BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META",
+    "SPY", "QQQ",
+];
+/// Minimum confidence choices, in percent.
+pub const MIN_CONFIDENCE_CHOICES: [u32; 10] = [35, 40, 45, 50, 55, 60, 65, 70, 75, 80];
+/// Cooldown choices, in minutes.
+pub const COOLDOWN_CHOICES: [u32; 7] = [0, 15, 30, 60, 120, 240, 1440];
+/// Daily cap choices.
+pub const DAILY_CAP_CHOICES: [u32; 7] = [5, 10, 20, 50, 100, 200, 1000];
+/// "Still running" update choices, in minutes; 0 is off.
+pub const RUNNING_UPDATE_CHOICES: [u32; 5] = [0, 15, 30, 60, 240];
+
+/// The settings embed and the controls that change them.
+pub fn settings_view(s: &UserSettings, owner: &User) -> OutgoingMessage {
+    use discord::interactions::SETTINGS_PREFIX;
+    use twilight_model::channel::message::Component;
+    use twilight_model::channel::message::component::{ButtonStyle, SelectMenuType};
+    use twilight_util::builder::message::{
+        ActionRowBuilder, ButtonBuilder, SelectMenuBuilder, SelectMenuOptionBuilder,
+    };
+
+    let list = |items: Vec<String>, empty: &str| if items.is_empty() { empty.to_string() } else { items.join(", ") };
+    let mut embed = EmbedDraft::new("Your Signalpost settings");
+    embed.description(
+        "Change them with the controls below; each change is saved at once. The pair menu has the 25 most \
+         traded pairs: set any others with `/settings pairs:EURUSD, XAUUSD, ...` (or `pairs:all`) or on the \
+         dashboard. An empty choice of timeframes or pairs means all of them.",
+    );
+    embed.field("Notifications", if s.notifications_enabled { "On" } else { "Off" });
+    embed.field("Timeframes", list(s.enabled_timeframes.iter().map(|t| t.to_string()).collect(), "All"));
+    embed.field("Pairs", list(s.preferred_pairs.iter().map(|p| p.to_string()).collect(), "All"));
+    embed.field("Minimum confidence", format!("{}%", round(s.min_confidence * Decimal::ONE_HUNDRED, 1)));
+    embed.field("Only ML-enhanced", if s.only_ml_enhanced { "Yes" } else { "No" });
+    embed.field("Daily cap", format!("{} signals", s.max_notifications_per_day));
+    embed.field("Cooldown per pair", format!("{} min", s.notification_cooldown_minutes));
+    embed.field(
+        "Running updates",
+        match s.running_update_minutes {
+            0 => "Off".to_string(),
+            minutes => format!("Every {minutes} min"),
+        },
+    );
+    embed.field(
+        "Delivery",
+        match &s.delivery {
+            Delivery::Dm => "Direct message".to_string(),
+            Delivery::Channel(id) => format!("<#{id}>"),
+        },
+    );
+    embed.field("Account currency", owner.account_currency.as_str());
+    embed.field("Default lots", owner.default_lots.to_string());
+
+    let id = |control: &str| format!("{SETTINGS_PREFIX}{control}");
+    let option =
+        |label: String, value: String, chosen: bool| SelectMenuOptionBuilder::new(label, value).default(chosen).build();
+    let row = |component: Component| -> Component { ActionRowBuilder::new().component(component).build().into() };
+
+    let mut timeframes = SelectMenuBuilder::new(id(controls::TIMEFRAMES), SelectMenuType::Text)
+        .placeholder("Timeframes (none chosen: all)")
+        .min_values(0)
+        .max_values(Timeframe::ALL.len() as u8);
+    for tf in Timeframe::ALL {
+        timeframes = timeframes.option(option(tf.to_string(), tf.to_string(), s.enabled_timeframes.contains(&tf)));
+    }
+
+    let mut pairs = SelectMenuBuilder::new(id(controls::PAIRS), SelectMenuType::Text)
+        .placeholder("Pairs (none chosen: all)")
+        .min_values(0)
+        .max_values(MENU_PAIRS.len() as u8);
+    for pair in MENU_PAIRS {
+        let chosen = s.preferred_pairs.iter().any(|p| p.as_str() == pair);
+        pairs = pairs.option(option(pair.to_string(), pair.to_string(), chosen));
+    }
+
+    let current_confidence = round(s.min_confidence * Decimal::ONE_HUNDRED, 1);
+    let mut confidence_choices: Vec<Decimal> = MIN_CONFIDENCE_CHOICES.iter().map(|c| Decimal::from(*c)).collect();
+    if !confidence_choices.contains(&current_confidence) {
+        confidence_choices.push(current_confidence);
+        confidence_choices.sort();
+    }
+    let mut confidence = SelectMenuBuilder::new(id(controls::MIN_CONFIDENCE), SelectMenuType::Text)
+        .placeholder("Minimum confidence")
+        .min_values(1)
+        .max_values(1);
+    for percent in confidence_choices {
+        let value = (percent / Decimal::ONE_HUNDRED).normalize().to_string();
+        confidence =
+            confidence.option(option(format!("Minimum confidence {percent}%"), value, percent == current_confidence));
+    }
+
+    let with_current = |choices: &[u32], current: u32| {
+        let mut all = choices.to_vec();
+        if !all.contains(&current) {
+            all.push(current);
+            all.sort_unstable();
+        }
+        all
+    };
+    let mut limits = SelectMenuBuilder::new(id(controls::LIMITS), SelectMenuType::Text)
+        .placeholder("Cooldown per pair, daily cap, running updates (one of each)")
+        .min_values(1)
+        .max_values(3);
+    for minutes in with_current(&COOLDOWN_CHOICES, s.notification_cooldown_minutes) {
+        let label = if minutes == 0 { "No cooldown".to_string() } else { format!("Cooldown {minutes} min") };
+        limits =
+            limits.option(option(label, format!("cooldown:{minutes}"), minutes == s.notification_cooldown_minutes));
+    }
+    for cap in with_current(&DAILY_CAP_CHOICES, s.max_notifications_per_day) {
+        limits = limits.option(option(
+            format!("At most {cap} signals a day"),
+            format!("cap:{cap}"),
+            cap == s.max_notifications_per_day,
+        ));
+    }
+    for minutes in with_current(&RUNNING_UPDATE_CHOICES, s.running_update_minutes) {
+        let label = if minutes == 0 {
+            "Running updates off".to_string()
+        } else {
+            format!("Running update every {minutes} min")
+        };
+        limits = limits.option(option(label, format!("updates:{minutes}"), minutes == s.running_update_minutes));
+    }
+
+    let toggle = |control: &str, label: &str, on: bool| -> Component {
+        ButtonBuilder::new(if on { ButtonStyle::Success } else { ButtonStyle::Secondary })
+            .custom_id(id(control))
+            .label(format!("{label}: {}", if on { "on" } else { "off" }))
+            .build()
+            .into()
+    };
+    let buttons = ActionRowBuilder::new()
+        .component(toggle(controls::NOTIFICATIONS, "Notifications", s.notifications_enabled))
+        .component(toggle(controls::ML_ONLY, "Only ML-enhanced", s.only_ml_enhanced))
+        .build()
+        .into();
+
+    OutgoingMessage {
+        embeds: vec![embed.build()],
+        components: vec![
+            row(timeframes.build().into()),
+            row(pairs.build().into()),
+            row(confidence.build().into()),
+            row(limits.build().into()),
+            buttons,
+        ],
+    }
+}
+
+/// The settings after one control's change, or why the change is refused. Range checks are
+/// [`UserSettings::validate`]'s; this checks that each value is one the control can carry.
+pub fn apply_settings_control(
+    current: &UserSettings,
+    control: &str,
+    values: &[String],
+) -> Result<UserSettings, String> {
+    let mut new = current.clone();
+    let single = || match values {
+        [one] => Ok(one.as_str()),
+        _ => Err(format!("`{control}` takes exactly one choice, got {}.", values.len())),
+    };
+    match control {
+        controls::TIMEFRAMES => {
+            let mut chosen = Vec::new();
+            for value in values {
+                let tf = Timeframe::parse(value).map_err(|e| format!("{e}."))?;
+                if !chosen.contains(&tf) {
+                    chosen.push(tf);
+                }
+            }
+            chosen.sort();
+            new.enabled_timeframes = chosen;
+        }
+        controls::PAIRS => {
+            let mut chosen = Vec::new();
+            for value in values {
+                if !MENU_PAIRS.contains(&value.as_str()) {
+                    return Err(format!("{:?} is not one of the menu's pairs.", truncate(value, 32)));
+                }
+                chosen.push(Symbol::normalize(value));
+            }
+            // Pairs set outside the menu stay: the menu cannot show them, so it cannot have unchosen them.
+            let mut pairs: Vec<Symbol> =
+                current.preferred_pairs.iter().filter(|p| !MENU_PAIRS.contains(&p.as_str())).cloned().collect();
+            for pair in chosen {
+                if !pairs.contains(&pair) {
+                    pairs.push(pair);
+                }
+            }
+            new.preferred_pairs = pairs;
+        }
+        controls::MIN_CONFIDENCE => {
+            let value = single()?;
+            new.min_confidence = value
+                .trim()
+                .parse::<Decimal>()
+                .map_err(|_| format!("{:?} is not a confidence between 0 and 1.", truncate(value, 32)))?;
+        }
+        controls::LIMITS => {
+            let (mut cooldown, mut cap, mut updates) = (None, None, None);
+            for value in values {
+                let (kind, number) = value.split_once(':').unwrap_or((value.as_str(), ""));
+                let number: u32 =
+                    number.parse().map_err(|_| format!("{:?} is not a cooldown or a cap.", truncate(value, 32)))?;
+                let slot = match kind {
+                    "cooldown" => &mut cooldown,
+                    "cap" => &mut cap,
+                    "updates" => &mut updates,
+                    _ => return Err(format!("{:?} is not a cooldown or a cap.", truncate(value, 32))),
+                };
+                if slot.replace(number).is_some() {
+                    return Err(format!("choose one {kind} at most."));
+                }
+            }
+            if cooldown.is_none() && cap.is_none() && updates.is_none() {
+                return Err("choose a cooldown, a daily cap or a running-update period.".into());
+            }
+            new.running_update_minutes = updates.unwrap_or(current.running_update_minutes);
+            new.notification_cooldown_minutes = cooldown.unwrap_or(current.notification_cooldown_minutes);
+            new.max_notifications_per_day = cap.unwrap_or(current.max_notifications_per_day);
+        }
+        controls::NOTIFICATIONS | controls::ML_ONLY if !values.is_empty() => {
+            return Err(format!("`{control}` is a button and takes no values."));
+        }
+        controls::NOTIFICATIONS => new.notifications_enabled = !current.notifications_enabled,
+        controls::ML_ONLY => new.only_ml_enhanced = !current.only_ml_enhanced,
+        other => return Err(format!("Signalpost has no settings control {:?}.", truncate(other, 32))),
+    }
+    Ok(new)
+}
+
+/// `EURUSD, xau/usd BTCUSDT` as instruments Signalpost knows; `all` (or nothing) is every pair.
+pub fn parse_pair_list(text: &str) -> Result<Vec<Symbol>, String> {
+    let words: Vec<&str> = text.split([',', ' ', ';']).map(str::trim).filter(|w| !w.is_empty()).collect();
+    if words.is_empty() || (words.len() == 1 && words[0].eq_ignore_ascii_case("all")) {
+        return Ok(Vec::new());
+    }
+    if words.len() > 100 {
+        return Err("at most 100 pairs.".into());
+    }
+    let mut pairs = Vec::new();
+    for word in words {
+        let instrument = InstrumentRegistry::global().get(word).map_err(|e| format!("{e}."))?;
+        if !pairs.contains(&instrument.symbol) {
+            pairs.push(instrument.symbol.clone());
+        }
+    }
+    Ok(pairs)
 }
 
 /// A store or bus failure becomes a short apology; the details go to the log, not to Discord.

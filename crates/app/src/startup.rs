@@ -73,7 +73,10 @@ pub fn replay_feed(config: &Config) -> anyhow::Result<ReplayFeed> {
     } else {
         ReplaySpeed::CandlesPerSecond(config.replay.speed)
     };
-    Ok(ReplayFeed::new(series).with_speed(speed).with_start_at(config.replay.start_at))
+    Ok(ReplayFeed::new(series)
+        .with_speed(speed)
+        .with_start_at(config.replay.start_at)
+        .with_gate(config.replay.gate.clone()))
 }
 
 impl Application {
@@ -138,27 +141,74 @@ impl Application {
         // delivered to Discord only when a bot token is configured.
         let outbox_wake = Arc::new(tokio::sync::Notify::new());
         let signals = bus.subscribe().await.context("the router could not subscribe to the bus")?;
-        tasks.spawn(crate::router::run(store.clone(), signals, outbox_wake.clone(), shutdown.clone()));
+        tasks.spawn(crate::router::run(store.clone(), clock.clone(), signals, outbox_wake.clone(), shutdown.clone()));
+        // Deferred interaction answers (Details' chart) are sent as follow-ups, which need the bot's client and
+        // the application id.
+        let mut follow_ups: Option<Arc<dyn discord::FollowUps>> = None;
         if let Some(token) = &config.discord.token {
             let notifier =
                 discord::client::DiscordNotifier::new(token.expose().to_string(), config.discord.api_base.clone())
                     .context("could not set up the Discord client")?;
             let notifier = Arc::new(notifier);
+            if config.discord.application_id.is_some() {
+                follow_ups = Some(notifier.clone());
+            }
             if let Some(application_id) = &config.discord.application_id {
                 tasks.spawn(crate::slash::register(notifier.clone(), application_id.clone(), shutdown.clone()));
             }
+            // Interactions also arrive over the gateway, into the same handler as the HTTP endpoint's.
+            if crate::gateway::is_off(config.discord.gateway_url.as_deref()) {
+                tracing::info!("Discord gateway off (DISCORD_GATEWAY_URL); interactions only at the HTTP endpoint");
+            } else {
+                let gateway = discord::gateway::Gateway::new(discord::gateway::GatewaySettings {
+                    token: token.expose().to_string(),
+                    url: config.discord.gateway_url.clone(),
+                })
+                .context("could not set up the Discord gateway")?;
+                let handler = Arc::new(
+                    crate::interactions::InteractionHandler::new(store.clone(), bus.clone(), clock.clone())
+                        .with_follow_ups(follow_ups.clone()),
+                );
+                tasks.spawn(crate::gateway::run(gateway, handler, notifier.clone(), metrics.clone(), shutdown.clone()));
+            }
             let notifier: Arc<dyn discord::Notifier> = notifier;
-            let outbox = crate::outbox::Outbox::new(store.clone(), notifier.clone(), clock.clone(), outbox_wake);
+            // Taken before the feed starts: signals stored until now waited while Discord was off, and their
+            // notifications may have gone stale.
+            let newest = store.recent_signals(1).await.context("could not read the newest signal")?;
+            let backlog_until = newest.first().map_or(domain::SignalId(0), |s| s.id);
+            let ttl = config.notification_ttl_minutes.map(|m| {
+                i64::try_from(m).ok().and_then(chrono::Duration::try_minutes).unwrap_or(chrono::Duration::MAX)
+            });
+            let outbox = crate::outbox::Outbox::new(store.clone(), notifier.clone(), clock.clone(), outbox_wake)
+                .with_expiry(crate::outbox::Expiry { backlog_until, ttl });
             tasks.spawn(outbox.run(shutdown.clone()));
             let closes = bus.subscribe().await.context("trade notices could not subscribe to the bus")?;
-            tasks.spawn(crate::trade_notices::run(store.clone(), notifier, closes, shutdown.clone()));
+            let sender = crate::trade_notices::TradeNotices::new(store.clone(), notifier, clock.clone())
+                .with_metrics(metrics.clone());
+            let running = crate::trade_notices::RunningUpdates::new(store.clone(), clock.clone())
+                .waking(sender.waker())
+                .with_metrics(metrics.clone());
+            tasks.spawn(sender.run(closes, shutdown.clone()));
+            tasks.spawn(running.run(crate::trade_notices::RUNNING_TICK, shutdown.clone()));
             tracing::info!("Discord delivery on");
         }
 
+        // Closed candles are stored (in batches, off the pump's path) for Details and for warm-ups after a restart.
+        let candle_writer = crate::candle_store::spawn(store.clone());
+        let candles_stored = candle_writer.finished;
         let (feed_tx, feed_rx) = mpsc::channel(4096);
         // Candle closes go on the bus only where other processes can consume them.
         let publish_candles = config.nats_url.is_some();
-        tasks.spawn(pump(feed_rx, tick_tx, candle_tx, bus.clone(), metrics.clone(), clock.clone(), publish_candles));
+        tasks.spawn(pump(
+            feed_rx,
+            tick_tx,
+            candle_tx,
+            candle_writer.sender,
+            bus.clone(),
+            metrics.clone(),
+            clock.clone(),
+            publish_candles,
+        ));
         let feed_shutdown = shutdown.clone();
         tasks.spawn(async move {
             // When the replay ends its channel closes; the end is announced once the monitor has applied every
@@ -172,7 +222,8 @@ impl Application {
         });
         let (end_bus, end_metrics) = (bus.clone(), metrics.clone());
         tasks.spawn(async move {
-            if ticks_done.await.is_ok() && candles_done.await.is_ok() {
+            // The writer ends once the pump (its only sender) has passed on the last candle and it was stored.
+            if ticks_done.await.is_ok() && candles_done.await.is_ok() && candles_stored.await.is_ok() {
                 end_metrics.replay_finished.set(1);
                 if let Err(error) = end_bus.publish(Event::FeedFinished { feed: "replay".into() }).await {
                     tracing::warn!(%error, "could not announce the end of the feed");
@@ -188,16 +239,18 @@ impl Application {
             Some(key) => Some(Arc::new(http::InteractionEndpoint {
                 verifier: discord::signature::InteractionVerifier::new(key)
                     .context("DISCORD_PUBLIC_KEY is not a valid Ed25519 public key")?,
-                handler: crate::interactions::InteractionHandler::new(store.clone(), bus.clone(), clock.clone()),
+                handler: crate::interactions::InteractionHandler::new(store.clone(), bus.clone(), clock.clone())
+                    .with_follow_ups(follow_ups.clone()),
             })),
             None => None,
         };
-        let app = http::router(http::HttpState {
-            store: store.clone(),
-            metrics: metrics.clone(),
-            interactions,
-            clock: clock.clone(),
-        });
+        let dashboard = dashboard_state(&config, store.clone(), clock.clone(), address)?.with_bus(bus.clone());
+        if config.web.first_run_admin {
+            first_run_admin(store.as_ref(), &dashboard.config.public_url, clock.now()).await?;
+        }
+        let http_state =
+            http::HttpState { store: store.clone(), metrics: metrics.clone(), interactions, clock: clock.clone() };
+        let app = http::router_with_dashboard(http_state, dashboard);
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
             let server = axum::serve(listener, app).with_graceful_shutdown(http_shutdown.cancelled_owned());
@@ -244,12 +297,57 @@ impl Application {
     }
 }
 
+/// The dashboard's state from configuration; the public URL defaults to the listener's own address.
+pub fn dashboard_state(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    address: SocketAddr,
+) -> anyhow::Result<web::WebState> {
+    let public_url = config.web.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+    let mut web_config = web::WebConfig::new(&public_url);
+    if let (Some(client_id), Some(secret)) = (&config.web.discord_client_id, &config.web.discord_client_secret) {
+        web_config.discord_oauth = Some(web::DiscordOAuthConfig {
+            client_id: client_id.clone(),
+            client_secret: secret.expose().to_string(),
+            base_url: config.web.discord_oauth_base.clone().unwrap_or_else(|| crate::config::DISCORD_OAUTH_BASE.into()),
+        });
+    }
+    web::WebState::new(store, clock, web_config).context("could not set up the dashboard's HTTP client")
+}
+
+/// On a first start (no admin yet) creates the `admin` account and prints a one-time sign-in link for it
+/// on stderr: stdout's first line is the listening address that scripts read.
+pub async fn first_run_admin(
+    store: &dyn Store,
+    public_url: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    if let Some((link, expires_at)) =
+        web::bootstrap::first_run(store, public_url, now).await.context("could not create the first admin account")?
+    {
+        eprintln!(
+            "\nFirst start: created the dashboard account `{}` (admin). Sign in once with this link before {}:\n\n    \
+             {link}\n\nThen set a password with `signalpost users set-password {}`, or get a new link with \
+             `signalpost users sign-in-link {}`.\n",
+            web::bootstrap::FIRST_ADMIN,
+            expires_at.format("%Y-%m-%d %H:%M UTC"),
+            web::bootstrap::FIRST_ADMIN,
+            web::bootstrap::FIRST_ADMIN,
+        );
+    }
+    Ok(())
+}
+
 /// Routes feed events: ticks to the position monitor; candle closes, and the coarser candles resampled from
-/// them (1h → 4h → 1d and so on up the chain), to the scanner and, when other processes listen, onto the bus.
+/// them (1h → 4h → 1d and so on up the chain), to the scanner, to the candle store and, when other processes
+/// listen, onto the bus.
+#[allow(clippy::too_many_arguments)]
 async fn pump(
     mut feed: mpsc::Receiver<FeedEvent>,
     ticks: mpsc::Sender<domain::Tick>,
     candles: mpsc::Sender<ClosedCandle>,
+    stored: mpsc::Sender<crate::candle_store::StoredCandle>,
     bus: Arc<dyn Bus>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
@@ -290,6 +388,12 @@ async fn pump(
                         if let Err(error) = bus.publish(event).await {
                             tracing::warn!(%error, "could not publish a candle close");
                         }
+                    }
+                    let to_store =
+                        crate::candle_store::StoredCandle { symbol: symbol.clone(), timeframe, candle: candle.clone() };
+                    // Warned about once: after the first failure the channel reports itself closed.
+                    if !stored.is_closed() && stored.send(to_store).await.is_err() {
+                        tracing::warn!("the candle writer stopped; closed candles are no longer stored");
                     }
                     if candles.send(ClosedCandle { symbol: symbol.clone(), timeframe, candle }).await.is_err() {
                         return;

@@ -180,7 +180,7 @@ fn a_killed_serve_keeps_the_open_trade_and_still_closes_it_once() {
 
     stdout(&cli(dir.path(), &env(&quiet), &["migrate"]));
     let first = Serve::start(dir.path(), &env(&quiet));
-    first.wait_until("/metrics", Duration::from_secs(30), |m| m.contains("signalpost_replay_finished 1"));
+    first.wait_until("/metrics", Duration::from_secs(30), |m| m.lines().any(|l| l == "signalpost_replay_finished 1"));
 
     // Bad input changes nothing.
     let wrong_side = cli(
@@ -220,7 +220,7 @@ fn a_killed_serve_keeps_the_open_trade_and_still_closes_it_once() {
     first.kill();
 
     let second = Serve::start(dir.path(), &env(&rising));
-    second.wait_until("/metrics", Duration::from_secs(30), |m| m.contains("signalpost_replay_finished 1"));
+    second.wait_until("/metrics", Duration::from_secs(30), |m| m.lines().any(|l| l == "signalpost_replay_finished 1"));
     let closed: serde_json::Value = serde_json::from_str(
         stdout(&cli(dir.path(), &env(&rising), &["trades", "show", &id, "--json"])).lines().next().unwrap(),
     )
@@ -234,7 +234,7 @@ fn a_killed_serve_keeps_the_open_trade_and_still_closes_it_once() {
 
     // A third run over the same market finds nothing left to close.
     let third = Serve::start(dir.path(), &env(&rising));
-    third.wait_until("/metrics", Duration::from_secs(30), |m| m.contains("signalpost_replay_finished 1"));
+    third.wait_until("/metrics", Duration::from_secs(30), |m| m.lines().any(|l| l == "signalpost_replay_finished 1"));
     let history = stdout(&cli(dir.path(), &env(&rising), &["trades", "show", &id, "--json"]));
     assert_eq!(history.matches("\"kind\":\"closed\"").count(), 1, "{history}");
     third.kill();

@@ -3,20 +3,20 @@
 //! description), and signed interactions on `POST /discord/interactions` open trades from the buttons.
 
 use discord::render::ENGINE_TITLE;
-use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
 use store::{NotificationStatus, Store, TradeFilter};
 use testkit::discord::FakeDiscord;
+use testkit::discord::interact::{InteractionSigner, button_click, modal_submit, modal_value};
 use testkit::discord::openapi::Spec;
 use testkit::{AppOptions, DiscordOptions, TestApp, spawn_app_on};
 
 const ANN: &str = "1100000000000000000";
 const BOB: &str = "1100000000000000099";
 
-fn key() -> SigningKey {
-    SigningKey::from_bytes(&[7u8; 32])
+fn signer() -> InteractionSigner {
+    InteractionSigner::default()
 }
 
 fn eurusd_300() -> String {
@@ -42,7 +42,7 @@ async fn start(fake: Option<&FakeDiscord>, url: &str) -> TestApp {
     let discord = DiscordOptions {
         token: fake.map(|_| "test-bot-token".to_string()),
         application_id: Some(testkit::discord::DEFAULT_APPLICATION_ID.to_string()),
-        public_key_hex: Some(hex::encode(key().verifying_key().as_bytes())),
+        public_key_hex: Some(signer().public_key_hex()),
         api_base: fake.map(|f| f.base_url()),
     };
     spawn_app_on(
@@ -58,47 +58,20 @@ async fn start(fake: Option<&FakeDiscord>, url: &str) -> TestApp {
 }
 
 /// Posts an interaction signed as Discord would sign it.
-async fn interact(app: &TestApp, body: &Value, timestamp: i64, signing: &SigningKey) -> reqwest::Response {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let ts = timestamp.to_string();
-    let signature = signing.sign(&[ts.as_bytes(), &bytes].concat());
-    app.client
-        .post(app.url("/discord/interactions"))
-        .header("X-Signature-Ed25519", hex::encode(signature.to_bytes()))
-        .header("X-Signature-Timestamp", ts)
-        .header("Content-Type", "application/json")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap()
+async fn interact(app: &TestApp, body: &Value, timestamp: i64, signing: &InteractionSigner) -> reqwest::Response {
+    signing.post(&app.client, &app.url("/discord/interactions"), body, timestamp).await
 }
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn envelope(kind: u8, user: &str, data: Value) -> Value {
-    json!({
-        "id": "1300000000000000001", "application_id": testkit::discord::DEFAULT_APPLICATION_ID, "type": kind,
-        "token": "interaction-token", "version": 1, "locale": "en-US", "app_permissions": "0", "entitlements": [],
-        "authorizing_integration_owners": {}, "context": 1, "attachment_size_limit": 10485760,
-        "channel_id": "1000000000000000010",
-        "user": {"id": user, "username": "someone", "global_name": "Someone", "discriminator": "0", "avatar": null},
-        "data": data,
-    })
-}
-
 fn click(user: &str, custom_id: &str) -> Value {
-    envelope(3, user, json!({"custom_id": custom_id, "component_type": 2}))
+    button_click(user, custom_id)
 }
 
 fn submit(user: &str, notification: i64, values: &[(&str, &str)]) -> Value {
-    let rows: Vec<Value> = values
-        .iter()
-        .enumerate()
-        .map(|(i, (id, v))| json!({"type": 1, "id": 2 * i + 1, "components": [{"type": 4, "id": 2 * i + 2, "custom_id": id, "value": v}]}))
-        .collect();
-    envelope(5, user, json!({"custom_id": format!("trade:{notification}"), "components": rows}))
+    modal_submit(user, &format!("trade:{notification}"), values)
 }
 
 async fn answer(response: reqwest::Response) -> Value {
@@ -116,12 +89,12 @@ async fn interactions_need_a_valid_fresh_signature_and_ping_gets_pong() {
     let ping = json!({"id": "1", "application_id": "2", "type": 1, "token": "t", "version": 1});
     let unsigned = app.client.post(app.url("/discord/interactions")).json(&ping).send().await.unwrap();
     assert_eq!(unsigned.status(), 401);
-    assert_eq!(interact(&app, &ping, now(), &SigningKey::from_bytes(&[9u8; 32])).await.status(), 401, "wrong key");
-    assert_eq!(interact(&app, &ping, now() - 3600, &key()).await.status(), 401, "stale timestamp");
-    let pong = answer(interact(&app, &ping, now(), &key()).await).await;
+    assert_eq!(interact(&app, &ping, now(), &InteractionSigner::from_seed(9)).await.status(), 401, "wrong key");
+    assert_eq!(interact(&app, &ping, now() - 3600, &signer()).await.status(), 401, "stale timestamp");
+    let pong = answer(interact(&app, &ping, now(), &signer()).await).await;
     assert_eq!(pong, json!({"type": 1}));
     // A signed click from someone who never linked an account is told how to link.
-    let refused = answer(interact(&app, &click(BOB, "open:1"), now(), &key()).await).await;
+    let refused = answer(interact(&app, &click(BOB, "open:1"), now(), &signer()).await).await;
     assert_eq!(refused["data"]["flags"], 64);
     assert!(refused["data"]["content"].as_str().unwrap().contains("/link"));
     app.stop().await;
@@ -165,35 +138,22 @@ async fn a_signal_reaches_discord_and_its_buttons_open_exactly_one_trade() {
     assert_eq!(notification.discord_message_id.as_deref(), Some(to_ann[0].message_id.as_str()));
 
     // Open Trade answers with the modal first, pre-filled from the signal.
-    let modal = answer(interact(&app, &click(ANN, &format!("open:{nid}")), now(), &key()).await).await;
+    let modal = answer(interact(&app, &click(ANN, &format!("open:{nid}")), now(), &signer()).await).await;
     assert_eq!(modal["type"], 9);
     assert_eq!(modal["data"]["custom_id"], format!("trade:{nid}"));
-    // Inputs sit in Label components (`component`) or, in the older layout, in action rows (`components`).
-    let input = |id: &str| -> String {
-        modal["data"]["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|row| {
-                let nested = row["components"].as_array().cloned().unwrap_or_default();
-                nested.into_iter().chain(std::iter::once(row["component"].clone()))
-            })
-            .find(|c| c["custom_id"] == id)
-            .and_then(|c| c["value"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    };
+    let input = |id: &str| modal_value(&modal, id).unwrap_or_default();
     let (entry, sl, tp) = (input("entry"), input("stop_loss"), input("take_profit"));
     assert!(!entry.is_empty() && !sl.is_empty() && !tp.is_empty());
 
     // Someone else's notification, a bad number and a stop loss on the wrong side are refused; nothing stored.
-    let theirs = answer(interact(&app, &click(BOB, &format!("open:{nid}")), now(), &key()).await).await;
+    let theirs = answer(interact(&app, &click(BOB, &format!("open:{nid}")), now(), &signer()).await).await;
     assert!(theirs["data"]["content"].as_str().unwrap().contains("someone else"));
     let bad = answer(
         interact(
             &app,
             &submit(ANN, nid, &[("entry", "abc"), ("lots", "0.1"), ("stop_loss", &sl), ("take_profit", &tp)]),
             now(),
-            &key(),
+            &signer(),
         )
         .await,
     )
@@ -204,7 +164,7 @@ async fn a_signal_reaches_discord_and_its_buttons_open_exactly_one_trade() {
             &app,
             &submit(ANN, nid, &[("entry", &entry), ("lots", "0.1"), ("stop_loss", &tp), ("take_profit", &sl)]),
             now(),
-            &key(),
+            &signer(),
         )
         .await,
     )
@@ -215,7 +175,7 @@ async fn a_signal_reaches_discord_and_its_buttons_open_exactly_one_trade() {
             &app,
             &submit(ANN, nid, &[("entry", &entry), ("lots", "500"), ("stop_loss", &sl), ("take_profit", &tp)]),
             now(),
-            &key(),
+            &signer(),
         )
         .await,
     )
@@ -231,10 +191,10 @@ async fn a_signal_reaches_discord_and_its_buttons_open_exactly_one_trade() {
         ("take_profit", tp.as_str()),
         ("notes", "from the test"),
     ];
-    let opened = answer(interact(&app, &submit(ANN, nid, &values), now(), &key()).await).await;
+    let opened = answer(interact(&app, &submit(ANN, nid, &values), now(), &signer()).await).await;
     assert_eq!(opened["data"]["flags"], 64);
     assert!(opened["data"]["content"].as_str().unwrap().starts_with("Trade #"), "{opened}");
-    let again = answer(interact(&app, &submit(ANN, nid, &values), now(), &key()).await).await;
+    let again = answer(interact(&app, &submit(ANN, nid, &values), now(), &signer()).await).await;
     assert!(again["data"]["content"].as_str().unwrap().contains("already open"), "{again}");
     let trades = store.list_trades(&TradeFilter::default()).await.unwrap();
     assert_eq!(trades.len(), 1);
@@ -245,13 +205,17 @@ async fn a_signal_reaches_discord_and_its_buttons_open_exactly_one_trade() {
     // Ignore updates the message and acknowledges the notification; Details answers privately.
     let other =
         to_ann.last().unwrap().body["components"][0]["components"][1]["custom_id"].as_str().unwrap().to_string();
-    let ignored = answer(interact(&app, &click(ANN, &other), now(), &key()).await).await;
+    let ignored = answer(interact(&app, &click(ANN, &other), now(), &signer()).await).await;
     assert_eq!(ignored["type"], 7);
     let other_id: i64 = other.strip_prefix("ignore:").unwrap().parse().unwrap();
     assert!(store.get_notification(domain::NotificationId(other_id)).await.unwrap().unwrap().acknowledged);
-    let details = answer(interact(&app, &click(ANN, &format!("details:{nid}")), now(), &key()).await).await;
-    assert!(details["data"]["content"].as_str().unwrap().contains("Stage 2"), "{details}");
-    let unknown = answer(interact(&app, &click(ANN, "frobnicate:1"), now(), &key()).await).await;
+    // Details defers (ephemeral) and follows up with the details and the chart.
+    let details = answer(interact(&app, &click(ANN, &format!("details:{nid}")), now(), &signer()).await).await;
+    assert_eq!((details["type"].as_u64(), details["data"]["flags"].as_u64()), (Some(5), Some(64)), "{details}");
+    let followup = fake.wait_for_followups(1, Duration::from_secs(20)).await.unwrap().remove(0);
+    assert!(followup.body["embeds"][0].to_string().contains("Stage 2"), "{}", followup.body);
+    assert_eq!(followup.files.len(), 1, "the chart is attached");
+    let unknown = answer(interact(&app, &click(ANN, "frobnicate:1"), now(), &signer()).await).await;
     assert_eq!(unknown["data"]["flags"], 64);
     assert!(unknown["data"]["content"].as_str().unwrap().contains("nothing was done"), "{unknown}");
     app.stop().await;

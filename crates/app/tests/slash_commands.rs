@@ -11,7 +11,6 @@ use domain::{
     Clock, CloseReason, Closing, Lots, ManualClock, NewTrade, Price, Side, Symbol, Tick, Timeframe, Trade, TradeId,
     TradeResult, TradeStatus, TradeUpdateKind, UserId, UserSettings,
 };
-use ed25519_dalek::{Signer, SigningKey};
 use rust_decimal_macros::dec;
 use serde_json::{Value, json};
 use std::process::Command;
@@ -19,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::{NewUser, Role, Store};
 use testkit::discord::FakeDiscord;
+use testkit::discord::interact::{self, InteractionSigner};
 use testkit::discord::openapi::Spec;
 use testkit::{AppOptions, DiscordOptions, TestApp, spawn_app_on};
 
@@ -26,8 +26,8 @@ const ANN: &str = "1100000000000000001";
 const BOB: &str = "1100000000000000002";
 const CARL: &str = "1100000000000000003";
 
-fn key() -> SigningKey {
-    SigningKey::from_bytes(&[7u8; 32])
+fn signer() -> InteractionSigner {
+    InteractionSigner::default()
 }
 
 struct Setup {
@@ -55,7 +55,7 @@ async fn start() -> Setup {
             discord: Some(DiscordOptions {
                 token: Some("test-bot-token".into()),
                 application_id: Some(testkit::discord::DEFAULT_APPLICATION_ID.to_string()),
-                public_key_hex: Some(hex::encode(key().verifying_key().as_bytes())),
+                public_key_hex: Some(signer().public_key_hex()),
                 api_base: Some(fake.base_url()),
             }),
             clock: Some(Arc::new(clock.clone())),
@@ -71,19 +71,7 @@ async fn start() -> Setup {
 /// app's clock, since the endpoint refuses signatures that are stale by that clock.
 async fn interact(s: &Setup, body: &Value) -> Value {
     let app = &s.app;
-    let bytes = serde_json::to_vec(body).unwrap();
-    let ts = s.clock.now().timestamp().to_string();
-    let signature = key().sign(&[ts.as_bytes(), &bytes].concat());
-    let response = app
-        .client
-        .post(app.url("/discord/interactions"))
-        .header("X-Signature-Ed25519", hex::encode(signature.to_bytes()))
-        .header("X-Signature-Timestamp", ts)
-        .header("Content-Type", "application/json")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
+    let response = signer().post(&app.client, &app.url("/discord/interactions"), body, s.clock.now().timestamp()).await;
     let status = response.status();
     let answer: Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{answer}");
@@ -99,14 +87,8 @@ async fn interact(s: &Setup, body: &Value) -> Value {
 fn slash(user: &str, name: &str, options: &[(&str, u8, Value)]) -> Value {
     let options: Vec<Value> =
         options.iter().map(|(n, kind, value)| json!({"name": n, "type": kind, "value": value})).collect();
-    json!({
-        "id": "1300000000000000001", "application_id": testkit::discord::DEFAULT_APPLICATION_ID, "type": 2,
-        "token": "interaction-token", "version": 1, "locale": "en-US", "app_permissions": "0", "entitlements": [],
-        "authorizing_integration_owners": {}, "context": 1, "attachment_size_limit": 10485760,
-        "channel_id": "1000000000000000010",
-        "user": {"id": user, "username": "someone", "global_name": "Someone", "discriminator": "0", "avatar": null},
-        "data": {"id": "1400000000000000001", "name": name, "type": 1, "options": options},
-    })
+    let data = json!({"id": "1400000000000000001", "name": name, "type": 1, "options": options});
+    interact::envelope(interact::APPLICATION_COMMAND, user, data)
 }
 
 async fn run(s: &Setup, user: &str, name: &str, options: &[(&str, u8, Value)]) -> Value {

@@ -216,6 +216,118 @@ impl DiscordNotifier {
         self.within_deadline(async { self.execute_paced(request, false).await.map(drop) }).await
     }
 
+    /// Sends a follow-up message to an interaction, files as multipart attachments (`payload_json` plus
+    /// `files[n]`, as Discord takes them). Interaction routes are not counted by the global limit, so this is
+    /// not paced.
+    pub async fn create_followup(
+        &self,
+        application_id: &str,
+        interaction_token: &str,
+        follow_up: &crate::FollowUp,
+    ) -> Result<SentMessage, DeliveryError> {
+        let application = parse_id::<ApplicationMarker>("application", application_id)?;
+        let client = self.http.interaction(application);
+        let attachments: Vec<twilight_model::http::attachment::Attachment> = follow_up
+            .files
+            .iter()
+            .enumerate()
+            .map(|(id, file)| {
+                let mut attachment = twilight_model::http::attachment::Attachment::from_bytes(
+                    file.filename.clone(),
+                    file.bytes.clone(),
+                    id as u64,
+                );
+                if let Some(description) = &file.description {
+                    attachment.description(description.clone());
+                }
+                attachment
+            })
+            .collect();
+        // The body is written here rather than by twilight, which sends each attachment's id as a number:
+        // Discord's OpenAPI description types it as a snowflake string, and both are accepted.
+        let mut payload = serde_json::json!({});
+        if follow_up.ephemeral {
+            payload["flags"] = serde_json::json!(twilight_model::channel::message::MessageFlags::EPHEMERAL.bits());
+        }
+        if let Some(content) = &follow_up.content {
+            payload["content"] = serde_json::json!(content);
+        }
+        if !follow_up.message.embeds.is_empty() {
+            payload["embeds"] = serde_json::to_value(&follow_up.message.embeds)
+                .map_err(|e| DeliveryError::Refused { code: 0, message: format!("unserialisable embeds: {e}") })?;
+        }
+        if !follow_up.message.components.is_empty() {
+            payload["components"] = serde_json::to_value(&follow_up.message.components)
+                .map_err(|e| DeliveryError::Refused { code: 0, message: format!("unserialisable components: {e}") })?;
+        }
+        if !follow_up.files.is_empty() {
+            let listed: Vec<serde_json::Value> = follow_up
+                .files
+                .iter()
+                .enumerate()
+                .map(|(id, file)| {
+                    let mut entry = serde_json::json!({"id": id.to_string(), "filename": file.filename});
+                    if let Some(description) = &file.description {
+                        entry["description"] = serde_json::json!(description);
+                    }
+                    entry
+                })
+                .collect();
+            payload["attachments"] = serde_json::Value::Array(listed);
+        }
+        let payload = serde_json::to_vec(&payload)
+            .map_err(|e| DeliveryError::Refused { code: 0, message: format!("unserialisable follow-up: {e}") })?;
+        let request = || {
+            let request = client.create_followup(interaction_token).payload_json(&payload);
+            if attachments.is_empty() { request } else { request.attachments(&attachments) }
+        };
+        let send = async {
+            let response = self.execute_paced(request, false).await?;
+            let body =
+                response.bytes().await.map_err(|e| transient(format!("reading Discord's answer failed: {e}")))?;
+            let created: Created = serde_json::from_slice(&body)
+                .map_err(|e| transient(format!("Discord answered the follow-up with an unexpected body: {e}")))?;
+            Ok(SentMessage { channel_id: created.channel_id.unwrap_or_default(), message_id: created.id })
+        };
+        self.within_deadline(send).await
+    }
+
+    /// Answers an interaction that arrived over the gateway (`POST /interactions/{id}/{token}/callback`).
+    /// Discord wants this within 3 s of the interaction; interaction routes are outside the global limit.
+    pub async fn create_interaction_response(
+        &self,
+        application_id: &str,
+        interaction_id: &str,
+        interaction_token: &str,
+        response: &twilight_model::http::interaction::InteractionResponse,
+    ) -> Result<(), DeliveryError> {
+        let application = parse_id::<ApplicationMarker>("application", application_id)?;
+        let interaction = parse_id::<twilight_model::id::marker::InteractionMarker>("interaction", interaction_id)?;
+        let client = self.http.interaction(application);
+        let request = || client.create_response(interaction, interaction_token, response);
+        self.within_deadline(async { self.execute_paced(request, false).await.map(drop) }).await
+    }
+
+    /// Replaces the original response of an interaction with the text, embeds and components of `data`: how
+    /// an answer follows a deferred response.
+    pub async fn edit_interaction_response(
+        &self,
+        application_id: &str,
+        interaction_token: &str,
+        data: &twilight_model::http::interaction::InteractionResponseData,
+    ) -> Result<(), DeliveryError> {
+        let application = parse_id::<ApplicationMarker>("application", application_id)?;
+        let client = self.http.interaction(application);
+        let request = || {
+            client
+                .update_response(interaction_token)
+                .content(data.content.as_deref())
+                .embeds(data.embeds.as_deref())
+                .components(data.components.as_deref())
+        };
+        self.within_deadline(async { self.execute_paced(request, false).await.map(drop) }).await
+    }
+
     /// Makes `commands` the application's global slash commands (one bulk overwrite:
     /// `PUT /applications/{id}/commands`), so registering at every start-up is idempotent.
     pub async fn register_commands(&self, application_id: &str, commands: &[Command]) -> Result<(), DeliveryError> {
@@ -391,6 +503,18 @@ impl Notifier for DiscordNotifier {
     }
 }
 
+#[async_trait]
+impl crate::FollowUps for DiscordNotifier {
+    async fn follow_up(
+        &self,
+        application_id: &str,
+        interaction_token: &str,
+        follow_up: &crate::FollowUp,
+    ) -> Result<SentMessage, DeliveryError> {
+        self.create_followup(application_id, interaction_token, follow_up).await
+    }
+}
+
 /// The part of a created message or channel we keep; the rest of Discord's object is not needed, and
 /// parsing only this much keeps a sent message from being reported as failed over an unexpected field.
 #[derive(Deserialize)]
@@ -421,7 +545,7 @@ fn optional_snowflake<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resu
 
 /// twilight-http builds its TLS configuration from rustls's process-wide crypto provider and panics when
 /// there is none, or when the features of the whole build leave rustls unable to pick one.
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race with another installer is fine: any provider will do.
         let _ = rustls::crypto::ring::default_provider().install_default();

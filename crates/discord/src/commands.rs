@@ -2,7 +2,7 @@
 //! `/stop <trade_id>`. Register them with [`crate::DiscordNotifier::register_commands`].
 //!
 //! The option names here are the keys the app's handler reads from `Incoming::SlashCommand::options`:
-//! `code` (`/link`), `page` (`/history`) and `trade_id` (`/stop`).
+//! `code` (`/link`), `pairs` (`/settings`), `page` (`/history`) and `trade_id` (`/stop`).
 
 use twilight_model::application::command::{Command, CommandType};
 use twilight_util::builder::command::{CommandBuilder, IntegerBuilder, StringBuilder};
@@ -19,7 +19,12 @@ pub fn slash_commands() -> Vec<Command> {
                     .max_length(32),
             )
             .build(),
-        simple("settings", "Show your signal settings and where to change them"),
+        CommandBuilder::new("settings", "Show and change your signal settings", CommandType::ChatInput)
+            .option(
+                StringBuilder::new("pairs", "Set your pairs as a list, e.g. EURUSD, XAUUSD, BTCUSDT (or: all)")
+                    .max_length(1000),
+            )
+            .build(),
         simple("trades", "List your open trades"),
         CommandBuilder::new("history", "Show your closed trades, newest first", CommandType::ChatInput)
             .option(IntegerBuilder::new("page", "Which page of 10 (default 1)").min_value(1))

@@ -76,8 +76,20 @@ pub enum Incoming {
         application_id: String,
         token: String,
     },
-    /// Anything else (autocomplete, select menus, context-menu commands): `kind` is Discord's interaction
-    /// type. Answer with an ephemeral message or ignore.
+    /// One of the `/settings` controls, whose custom ids start with [`SETTINGS_PREFIX`]: a button (no
+    /// `values`) or a select menu (the options chosen). `control` is the custom id without the prefix
+    /// (`timeframes`, `notifications`, ...); which controls exist is the app's business.
+    SettingsComponent {
+        control: String,
+        values: Vec<String>,
+        user: InteractionUser,
+        message: Option<MessageRef>,
+        interaction_id: String,
+        application_id: String,
+        token: String,
+    },
+    /// Anything else (autocomplete, other select menus, context-menu commands): `kind` is Discord's
+    /// interaction type. Answer with an ephemeral message or ignore.
     Unknown { kind: u8 },
 }
 
@@ -108,6 +120,9 @@ struct Envelope {
     #[serde(default)]
     data: Option<Value>,
 }
+
+/// The custom-id prefix of the `/settings` controls.
+pub const SETTINGS_PREFIX: &str = "settings:";
 
 const PING: u8 = 1;
 const APPLICATION_COMMAND: u8 = 2;
@@ -152,6 +167,17 @@ pub fn parse_interaction(body: &[u8]) -> Result<Incoming, InteractionError> {
         MESSAGE_COMPONENT => {
             let data: MessageComponentInteractionData =
                 serde_json::from_value(data()?).map_err(|e| shape(e.to_string()))?;
+            if let Some(control) = data.custom_id.strip_prefix(SETTINGS_PREFIX) {
+                return Ok(Incoming::SettingsComponent {
+                    control: control.to_string(),
+                    values: data.values,
+                    user: user?,
+                    message,
+                    interaction_id: envelope.id,
+                    application_id: envelope.application_id,
+                    token: envelope.token,
+                });
+            }
             if data.component_type != ComponentType::Button {
                 return Ok(Incoming::Unknown { kind: envelope.kind });
             }

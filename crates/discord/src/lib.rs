@@ -9,14 +9,18 @@
 //! - [`signature`]: [`InteractionVerifier`], the Ed25519 check of `POST /discord/interactions`.
 //! - [`interactions`]: an interaction body parsed into [`Incoming`], and the responses to it.
 //! - [`commands`]: the slash commands Signalpost registers.
+//! - [`chart`]: the PNG chart of recent candles with entry, stop loss and take profit that Details attaches.
+//! - [`gateway`]: [`gateway::Gateway`], one twilight-gateway shard: interactions and channel messages.
 //!
-//! The HTTP edge itself (axum) belongs to the app; nothing here listens on a socket.
+//! The HTTP edge itself (axum) belongs to the app; nothing here listens on a socket (the gateway connects out).
 
 use async_trait::async_trait;
 use std::time::Duration;
 
+pub mod chart;
 pub mod client;
 pub mod commands;
+pub mod gateway;
 pub mod interactions;
 pub mod render;
 pub mod signature;
@@ -73,4 +77,43 @@ impl DeliveryError {
 #[async_trait]
 pub trait Notifier: Send + Sync + std::fmt::Debug {
     async fn send(&self, target: &DeliveryTarget, message: &OutgoingMessage) -> Result<SentMessage, DeliveryError>;
+}
+
+/// A file sent with a message, such as the PNG chart of Details.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingFile {
+    /// The name Discord shows, and the one an embed refers to as `attachment://<filename>`.
+    pub filename: String,
+    /// Alt text.
+    pub description: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for OutgoingFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingFile").field("filename", &self.filename).field("bytes", &self.bytes.len()).finish()
+    }
+}
+
+/// The later answer to a deferred interaction: a follow-up message, with files when there are any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowUp {
+    pub content: Option<String>,
+    pub message: OutgoingMessage,
+    pub files: Vec<OutgoingFile>,
+    /// Only the user who interacted sees it (flags 64).
+    pub ephemeral: bool,
+}
+
+/// Sends follow-up messages to interactions (`POST /webhooks/{application_id}/{interaction_token}`). The
+/// Discord implementation is [`DiscordNotifier`]; the interaction token is what authorises it, valid for
+/// 15 minutes after the interaction.
+#[async_trait]
+pub trait FollowUps: Send + Sync + std::fmt::Debug {
+    async fn follow_up(
+        &self,
+        application_id: &str,
+        interaction_token: &str,
+        follow_up: &FollowUp,
+    ) -> Result<SentMessage, DeliveryError>;
 }

@@ -301,6 +301,72 @@ pub fn trade_closed_message(trade: &Trade, currency: &str) -> Result<OutgoingMes
     Ok(OutgoingMessage { embeds: vec![embed], components: Vec::new() })
 }
 
+/// What a "still running" update shows: the live price the P&L was taken at and that P&L.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningView {
+    pub price: Price,
+    /// None for instruments without pips: the change is shown in price units and percent.
+    pub pips: Option<Decimal>,
+    /// In `currency`; None when no rate links the quote currency to it yet.
+    pub profit: Option<Decimal>,
+    pub currency: String,
+    /// When the P&L was taken, for how long the trade had been open.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A "still running" update of an open trade: the live price, pips (or price change and percent), the
+/// money it stands at, and how long it has been open, with its stop loss and take profit.
+pub fn trade_running_message(trade: &Trade, view: &RunningView) -> OutgoingMessage {
+    let instrument = InstrumentRegistry::global().get(trade.symbol.as_str()).ok();
+    let show = |p: Price| instrument.map_or_else(|| p.to_string(), |i| format_price(i, p));
+    let change = (view.price.value() - trade.entry.value()) * trade.side.direction();
+    let (movement_name, movement) = match view.pips.or_else(|| instrument.and_then(|i| i.to_pips(change))) {
+        Some(pips) => ("Pips", format!("{} pips", signed(round_half_away(pips, 1)))),
+        None => {
+            let percent = round_half_away(change / trade.entry.value() * Decimal::ONE_HUNDRED, 2);
+            ("Change", format!("{} ({}%)", signed(change.normalize()), signed(percent)))
+        }
+    };
+    let profit = view.profit.map_or_else(|| format!("no {} rate yet", view.currency), |p| money(p, &view.currency));
+    let colour = match change.cmp(&Decimal::ZERO) {
+        std::cmp::Ordering::Greater => GREEN,
+        std::cmp::Ordering::Less => RED,
+        std::cmp::Ordering::Equal => GREY,
+    };
+    let embed = EmbedBuilder::new()
+        .title(format!("STILL RUNNING · {} {}", trade.symbol, side_word(trade.side)))
+        .description(format!("Trade #{} is open; {} at {}.", trade.id, trade.symbol, show(view.price)))
+        .color(colour)
+        .field(EmbedFieldBuilder::new("Pair", trade.symbol.as_str()).inline())
+        .field(EmbedFieldBuilder::new("Side", side_word(trade.side)).inline())
+        .field(EmbedFieldBuilder::new("Lots", trade.lots.to_string()).inline())
+        .field(EmbedFieldBuilder::new("Entry", show(trade.entry)).inline())
+        .field(EmbedFieldBuilder::new("Now", show(view.price)).inline())
+        .field(EmbedFieldBuilder::new(movement_name, movement).inline())
+        .field(EmbedFieldBuilder::new("Profit", profit).inline())
+        .field(EmbedFieldBuilder::new("Open for", duration((view.at - trade.opened_at).num_seconds())).inline())
+        .field(EmbedFieldBuilder::new("Stop Loss", trade.stop_loss.map_or_else(|| NONE.to_string(), show)).inline())
+        .field(EmbedFieldBuilder::new("Take Profit", trade.take_profit.map_or_else(|| NONE.to_string(), show)).inline())
+        .build();
+    OutgoingMessage { embeds: vec![embed], components: Vec::new() }
+}
+
+/// Reports a cancelled trade: it was withdrawn without a result, so it shows no P&L.
+pub fn trade_cancelled_message(trade: &Trade) -> OutgoingMessage {
+    let instrument = InstrumentRegistry::global().get(trade.symbol.as_str()).ok();
+    let show = |p: Price| instrument.map_or_else(|| p.to_string(), |i| format_price(i, p));
+    let embed = EmbedBuilder::new()
+        .title(format!("TRADE CANCELLED · {} {}", trade.symbol, side_word(trade.side)))
+        .description(format!("Trade #{} was cancelled; it has no result and counts in no statistics.", trade.id))
+        .color(GREY)
+        .field(EmbedFieldBuilder::new("Pair", trade.symbol.as_str()).inline())
+        .field(EmbedFieldBuilder::new("Side", side_word(trade.side)).inline())
+        .field(EmbedFieldBuilder::new("Lots", trade.lots.to_string()).inline())
+        .field(EmbedFieldBuilder::new("Entry", show(trade.entry)).inline())
+        .build();
+    OutgoingMessage { embeds: vec![embed], components: Vec::new() }
+}
+
 fn close_headline(reason: CloseReason) -> &'static str {
     match reason {
         CloseReason::TpHit => "TAKE PROFIT HIT",

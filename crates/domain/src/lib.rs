@@ -12,6 +12,7 @@ pub mod pnl;
 pub mod price;
 pub mod settings;
 pub mod signal;
+pub mod stats;
 pub mod time;
 pub mod timeframe;
 pub mod trade;

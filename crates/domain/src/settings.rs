@@ -27,6 +27,10 @@ pub struct UserSettings {
     pub max_notifications_per_day: u32,
     pub notification_cooldown_minutes: u32,
     pub delivery: Delivery,
+    /// Minutes between "still running" updates (live P&L) of each open trade; 0 is off. Settings saved
+    /// before this existed read as off.
+    #[serde(default)]
+    pub running_update_minutes: u32,
 }
 
 impl Default for UserSettings {
@@ -41,6 +45,7 @@ impl Default for UserSettings {
             max_notifications_per_day: 20,
             notification_cooldown_minutes: 60,
             delivery: Delivery::Dm,
+            running_update_minutes: 0,
         }
     }
 }
@@ -55,7 +60,17 @@ pub enum SettingsError {
     Cooldown(u32),
     #[error("a delivery channel id is a Discord snowflake (digits), got {0:?}")]
     ChannelId(String),
+    #[error(
+        "running updates are off (0) or every {min} to {max} minutes, got {0}",
+        min = RUNNING_UPDATE_MINUTES.start(),
+        max = RUNNING_UPDATE_MINUTES.end()
+    )]
+    RunningUpdates(u32),
 }
+
+/// The periods a user may ask "still running" updates at, besides 0 (off): more often than every five
+/// minutes is noise in a DM, and a day is the longest period worth a reminder.
+pub const RUNNING_UPDATE_MINUTES: std::ops::RangeInclusive<u32> = 5..=1440;
 
 impl UserSettings {
     pub fn validate(&self) -> Result<(), SettingsError> {
@@ -72,6 +87,9 @@ impl UserSettings {
             && (id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()))
         {
             return Err(SettingsError::ChannelId(id.clone()));
+        }
+        if self.running_update_minutes != 0 && !RUNNING_UPDATE_MINUTES.contains(&self.running_update_minutes) {
+            return Err(SettingsError::RunningUpdates(self.running_update_minutes));
         }
         Ok(())
     }
@@ -162,5 +180,17 @@ mod tests {
         assert_eq!(off.declines(&ok), Some(Declined::NotificationsOff));
         let everything = UserSettings::default();
         assert_eq!(everything.declines(&signal("BTCUSDT", Timeframe::H4, None, false)), None);
+    }
+
+    #[test]
+    fn running_updates_are_off_or_between_five_minutes_and_a_day() {
+        let with = |minutes| UserSettings { running_update_minutes: minutes, ..UserSettings::default() };
+        assert_eq!(UserSettings::default().running_update_minutes, 0);
+        for ok in [0, 5, 60, 1440] {
+            assert_eq!(with(ok).validate(), Ok(()), "{ok}");
+        }
+        for bad in [1, 4, 1441, u32::MAX] {
+            assert_eq!(with(bad).validate(), Err(SettingsError::RunningUpdates(bad)), "{bad}");
+        }
     }
 }

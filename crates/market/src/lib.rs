@@ -24,7 +24,7 @@ pub use candles::{
 };
 pub use error::{HeaderProblem, LoadError, RowProblem};
 pub use feed::{FeedEnd, FeedError, FeedEvent, FeedStats, MarketFeed, ReplayStats};
-pub use replay::{ReplayEvents, ReplayFeed, ReplaySeries, ReplaySpeed, synthetic_ticks};
+pub use replay::{ReplayEvents, ReplayFeed, ReplayGate, ReplaySeries, ReplaySpeed, synthetic_ticks};
 pub use resample::{Emitted, Resampler, resample};
 pub use ticks::{load_ticks, parse_ticks};
 pub use timestamp::{TimeParser, parse_timestamp};

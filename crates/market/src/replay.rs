@@ -23,7 +23,7 @@ use domain::{Candle, CandleRange, Price, Symbol, Tick, Timeframe};
 use rust_decimal::Decimal;
 use std::collections::VecDeque;
 use std::iter::Peekable;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +85,60 @@ pub enum ReplaySpeed {
     CandlesPerSecond(f64),
 }
 
+/// Holds a replay back at a point in market time until its holder lets it go further.
+///
+/// The replay sends an event only once the gate is open up to that event's time, so a test (or a
+/// demonstration) can stop the market right after a signal, act on it, and then let the market run on to the
+/// trade's take profit, in one process and without racing a paced replay against the wall clock.
+#[derive(Debug, Clone)]
+pub struct ReplayGate(std::sync::Arc<watch::Sender<GateLimit>>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GateLimit {
+    Until(DateTime<Utc>),
+    Open,
+}
+
+impl GateLimit {
+    fn admits(self, time: DateTime<Utc>) -> bool {
+        match self {
+            GateLimit::Until(until) => time <= until,
+            GateLimit::Open => true,
+        }
+    }
+}
+
+/// Two gates are equal when they are the same gate, so configurations holding one still compare.
+impl PartialEq for ReplayGate {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl ReplayGate {
+    /// A gate that lets nothing through yet.
+    pub fn closed() -> Self {
+        ReplayGate(std::sync::Arc::new(watch::Sender::new(GateLimit::Until(DateTime::<Utc>::MIN_UTC))))
+    }
+
+    /// Lets through every event at or before `until`, market time. Moving the limit back holds nothing back
+    /// that has already passed.
+    pub fn open_until(&self, until: DateTime<Utc>) {
+        self.0.send_replace(GateLimit::Until(until));
+    }
+
+    /// Lets the rest of the replay through.
+    pub fn open(&self) {
+        self.0.send_replace(GateLimit::Open);
+    }
+
+    async fn admit(&self, time: DateTime<Utc>) {
+        let mut limit = self.0.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = limit.wait_for(|limit| limit.admits(time)).await;
+    }
+}
+
 /// A [`MarketFeed`] replaying recorded series.
 #[derive(Clone)]
 pub struct ReplayFeed {
@@ -92,12 +146,13 @@ pub struct ReplayFeed {
     series: Vec<ReplaySeries>,
     speed: ReplaySpeed,
     start_at: Option<DateTime<Utc>>,
+    gate: Option<ReplayGate>,
 }
 
 impl ReplayFeed {
     /// An unpaced replay of `series`, from their first candles.
     pub fn new(series: Vec<ReplaySeries>) -> Self {
-        ReplayFeed { name: "replay".to_string(), series, speed: ReplaySpeed::Unpaced, start_at: None }
+        ReplayFeed { name: "replay".to_string(), series, speed: ReplaySpeed::Unpaced, start_at: None, gate: None }
     }
 
     pub fn with_speed(mut self, speed: ReplaySpeed) -> Self {
@@ -108,6 +163,12 @@ impl ReplayFeed {
     /// Skips candles that open before `start_at` (and their ticks).
     pub fn with_start_at(mut self, start_at: Option<DateTime<Utc>>) -> Self {
         self.start_at = start_at;
+        self
+    }
+
+    /// Holds each event back until `gate` admits its time.
+    pub fn with_gate(mut self, gate: Option<ReplayGate>) -> Self {
+        self.gate = gate;
         self
     }
 
@@ -141,6 +202,7 @@ impl ReplayFeed {
             _ => None,
         };
         let name = self.name.clone();
+        let gate = self.gate.clone();
         let mut stats = FeedStats { candles: 0, ticks: 0, end: FeedEnd::Finished };
         let stopped = |mut stats: FeedStats, end| {
             stats.end = end;
@@ -154,6 +216,14 @@ impl ReplayFeed {
             Ok(stats)
         };
         for event in self.events()? {
+            if let Some(gate) = &gate {
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return stopped(stats, FeedEnd::Shutdown),
+                    () = tx.closed() => return stopped(stats, FeedEnd::ReceiverDropped),
+                    () = gate.admit(event.time()) => {}
+                }
+            }
             if let Some(pacer) = pacer.as_mut() {
                 let deadline = pacer.deadline(event.time());
                 tokio::select! {
@@ -199,6 +269,7 @@ impl std::fmt::Debug for ReplayFeed {
             .field("series", &series)
             .field("speed", &self.speed)
             .field("start_at", &self.start_at)
+            .field("gated", &self.gate.is_some())
             .finish()
     }
 }

@@ -263,3 +263,37 @@ fn the_checker_catches_broken_streams() {
     let err = check_events(&good[4..]).unwrap_err();
     assert!(err.message.contains("without a tick"), "{err}");
 }
+
+/// A gated replay stops at the gate's time and goes on only when the gate moves; shutdown still works while it
+/// waits. Paused time: a receive that would wait forever times out at once, and only when the feed is stuck.
+#[tokio::test(start_paused = true)]
+async fn a_gated_replay_holds_at_the_gate_until_it_moves() {
+    let series = eurusd_h1();
+    let third_close = series.candles[2].close_time(Timeframe::H1);
+    let gate = market::ReplayGate::closed();
+    let feed = ReplayFeed::new(vec![series]).with_gate(Some(gate.clone()));
+    let (tx, mut rx) = mpsc::channel(1024);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(feed.run(tx, shutdown.clone()));
+    let quiet = Duration::from_secs(3600);
+
+    assert!(tokio::time::timeout(quiet, rx.recv()).await.is_err(), "a closed gate lets nothing through");
+
+    gate.open_until(third_close);
+    let mut candles = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(quiet, rx.recv()).await {
+        assert!(event.time() <= third_close, "{event:?} is past the gate");
+        if let FeedEvent::CandleClosed { candle, .. } = event {
+            candles.push(candle.time);
+        }
+    }
+    assert_eq!(candles.len(), 3, "the three candles that close by the gate's time, and nothing after");
+
+    gate.open();
+    let next = tokio::time::timeout(quiet, rx.recv()).await.unwrap().unwrap();
+    assert!(next.time() > third_close);
+
+    shutdown.cancel();
+    let stats = running.await.unwrap().unwrap();
+    assert_eq!(stats.end, FeedEnd::Shutdown);
+}

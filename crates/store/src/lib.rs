@@ -12,6 +12,7 @@
 //! - a trade is closed or cancelled exactly once: the losing racer gets `None` and writes nothing;
 //! - bad input is rejected before anything is written, and a corrupt row is an error, never a panic.
 
+pub mod actions;
 mod codec;
 pub mod error;
 pub mod model;
@@ -20,17 +21,27 @@ pub mod sqlite;
 
 pub use error::{StoreError, ValidationError, redact_url};
 pub use model::{
+    AudienceOutcome, CountedNotification, LimitChange, MaterialiseProgress, NewAudience, PendingAudience, RouterLease,
+    RoutingChanges,
+};
+pub use model::{
     LinkOutcome, NewNotification, NewTradeUpdate, NewUser, Notification, NotificationBatch, NotificationLimits,
     NotificationStatus, NotifyOutcome, OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User,
     UserUpdate,
 };
+pub use model::{LocalCredentials, NewWebSession, OAuthPending, WebSession};
+pub use model::{
+    NOTIFICATION_EXPIRED, NewRunningNotice, TradeNotice, TradeNoticeId, TradeNoticeKind, TradeNoticeStatus,
+};
+pub use model::{TradeCursor, TradeQuery};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
-    Closing, NewTrade, NotificationId, Price, Signal, SignalId, Symbol, Tick, Trade, TradeId, UserId, UserSettings,
+    Candle, Closing, NewTrade, NotificationId, Price, Signal, SignalId, Symbol, Tick, Timeframe, Trade, TradeId,
+    UserId, UserSettings,
 };
 use std::sync::Arc;
 
@@ -131,14 +142,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Records a failed attempt. With `retry` it stays queued for the outbox; without, it is given up.
+    /// Records a failed attempt. With `retry` it stays queued for the outbox, claimable at once (see
+    /// [`Store::retry_notification_at`] for a later time); without, it is given up. Either way any claim ends.
     async fn mark_notification_failed(&self, id: NotificationId, error: &str, retry: bool) -> Result<(), StoreError>;
 
     /// The user answered the message (Ignore, Open Trade).
     async fn acknowledge_notification(&self, id: NotificationId) -> Result<(), StoreError>;
 
-    /// The outbox: queued notifications, oldest first.
+    /// Queued notifications, oldest first, whether or not a sender holds them (the outbox claims instead).
     async fn queued_notifications(&self, limit: u32) -> Result<Vec<Notification>, StoreError>;
+
+    /// The outbox: claims up to `limit` queued notifications that nobody holds at `now`, oldest first, until
+    /// `lease_until`, and returns them. A notification is claimed by one caller only, across processes; a
+    /// claim that ran out (its holder crashed) can be taken again. Sent and given-up ones are never claimed.
+    async fn claim_queued_notifications(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError>;
+
+    /// Records a failed attempt and keeps the notification queued, held until `retry_at` so that no process
+    /// claims it sooner: the backoff is shared. [`StoreError::NotFound`] when there is no such notification.
+    async fn retry_notification_at(
+        &self,
+        id: NotificationId,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// A user's inbox, newest first.
     async fn notifications_for_user(
@@ -227,6 +258,29 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The latest recorded tick of an instrument, if any.
     async fn last_price(&self, symbol: &Symbol) -> Result<Option<Tick>, StoreError>;
 
+    // --- candles ---
+
+    /// Stores closed candles of one series, keyed by open time, in one transaction. Idempotent: a candle
+    /// saved again (a replay, a backfill that overlaps) replaces its row, so each open time is stored once.
+    /// Every candle is validated first; one bad candle stores none of them.
+    async fn save_candles(&self, symbol: &Symbol, timeframe: Timeframe, candles: &[Candle]) -> Result<(), StoreError>;
+
+    /// The latest `limit` candles of a series that opened at or before `until`, oldest first.
+    async fn recent_candles(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Candle>, StoreError>;
+
+    /// The open time of the series' latest stored candle: where a restart's backfill starts.
+    async fn last_candle_time(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
     // --- routing in bulk ---
 
     /// [`Store::create_notification_within_limits`] for many users of one signal at once: one transaction,
@@ -240,6 +294,185 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         signal: &NotificationBatch,
         candidates: &[(UserId, NotificationLimits)],
     ) -> Result<Vec<NotifyOutcome>, StoreError>;
+
+    // --- fan-out: the router lease and signal audiences (issue 4) ---
+    //
+    // One router at a time (the lease holder) decides each signal's recipients in memory and records them as
+    // one audience row, fenced by its lease epoch; the per-user notifications are written from the audience
+    // afterwards, in batches, with UNIQUE (signal, user) as the final guard. The holder keeps caps and
+    // cooldowns in memory, seeded from `counted_notifications_since` and kept current with
+    // `take_routing_changes`.
+
+    /// Takes the router lease for `holder` until `now + ttl` when it is free, expired, or already
+    /// `holder`'s, always with a new epoch: whatever the caller knew as a router before is stale. `None` while
+    /// another holder's lease runs.
+    async fn acquire_router_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Option<RouterLease>, StoreError>;
+
+    /// Extends a held lease to `now + ttl`, keeping its epoch; `None` when another router took it over.
+    async fn renew_router_lease(
+        &self,
+        lease: &RouterLease,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Option<RouterLease>, StoreError>;
+
+    /// Gives the lease up so another router may take it at once; a lease taken over already is left alone.
+    async fn release_router_lease(&self, lease: &RouterLease) -> Result<(), StoreError>;
+
+    /// The users version and the limit changes not consumed yet, which this call consumes. `None`, with
+    /// nothing consumed, when `lease` is no longer the current one.
+    async fn take_routing_changes(&self, lease: &RouterLease) -> Result<Option<RoutingChanges>, StoreError>;
+
+    /// Every notification created at or after `since` that counts toward caps and cooldowns (not given up):
+    /// what a new lease holder seeds its limits from, after writing every pending audience's notifications.
+    async fn counted_notifications_since(&self, since: DateTime<Utc>) -> Result<Vec<CountedNotification>, StoreError>;
+
+    /// Records a signal's audience and extends the lease to `now + ttl`, in one transaction that first checks
+    /// `lease` is still the current one. A signal is routed once: a second audience for it writes nothing.
+    async fn record_audience(
+        &self,
+        lease: &RouterLease,
+        audience: &NewAudience,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<AudienceOutcome, StoreError>;
+
+    /// Audiences not all of whose notifications are written, oldest signal first.
+    async fn pending_audiences(&self, limit: u32) -> Result<Vec<PendingAudience>, StoreError>;
+
+    /// Writes the notifications (queued, with the signal's symbol and time) of the audience's next
+    /// `max_rows` recipients and records the progress, in one transaction. Idempotent and safe to race: a
+    /// recipient that already has a notification for the signal, or no longer exists, gets none.
+    /// [`StoreError::NotFound`] when the signal has no audience.
+    async fn materialise_audience(&self, signal: SignalId, max_rows: u32) -> Result<MaterialiseProgress, StoreError>;
+
+    // --- dashboard sign-in (issue 5) ---
+
+    /// Sets the user's local username and password hash (an argon2 PHC string; `None` for sign-in by one-time
+    /// link only), replacing earlier ones. [`StoreError::Conflict`] when another user has the username,
+    /// [`StoreError::MissingReference`] when there is no such user.
+    async fn set_local_credentials(
+        &self,
+        user: UserId,
+        username: &str,
+        password_hash: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The local credentials with this username (exact match).
+    async fn local_credentials_by_username(&self, username: &str) -> Result<Option<LocalCredentials>, StoreError>;
+
+    /// The user's local credentials, if they have any.
+    async fn local_credentials(&self, user: UserId) -> Result<Option<LocalCredentials>, StoreError>;
+
+    /// Stores a dashboard session or pre-session. [`StoreError::Conflict`] when the id is taken.
+    async fn create_web_session(&self, new: &NewWebSession) -> Result<(), StoreError>;
+
+    /// The session with this id hash, unless it expired at or before `now`.
+    async fn web_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<WebSession>, StoreError>;
+
+    /// Records activity and moves the expiry of a session that has not expired yet; an expired one stays so.
+    async fn touch_web_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the session and returns it, expired or not: sign-out, and the single use of a pre-session.
+    async fn take_web_session(&self, id_hash: &str) -> Result<Option<WebSession>, StoreError>;
+
+    /// Deletes every session that expired at or before `now`; returns how many.
+    async fn delete_expired_web_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Ends every session of a user (after a password change); returns how many.
+    async fn delete_user_web_sessions(&self, user: UserId) -> Result<u64, StoreError>;
+
+    /// Stores a one-time sign-in token (only its hash), replacing the user's earlier ones.
+    /// [`StoreError::MissingReference`] when there is no such user.
+    async fn create_sign_in_token(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Spends a sign-in token: its user when it exists, is unspent and expires after `now`, else `None`.
+    /// Two redeemers of one token get one user between them.
+    async fn redeem_sign_in_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<UserId>, StoreError>;
+
+    // --- stale notifications ---
+
+    /// Gives up a queued notification without sending it because its signal is too old: it becomes
+    /// [`NotificationStatus::Failed`] with a `last_error` of [`NOTIFICATION_EXPIRED`]`: <reason>`, and counts
+    /// as no delivery attempt. `false`, with nothing changed, when it was no longer queued.
+    async fn expire_notification(&self, id: NotificationId, reason: &str) -> Result<bool, StoreError>;
+
+    // --- trade notices ---
+    //
+    // `close_trade` and `cancel_trade` queue the trade's close notice in their own transaction when the
+    // owner has a linked Discord account (nobody else could receive it), and expire the trade's queued
+    // running updates, which the close makes stale.
+
+    /// Queues a "still running" update. `None`, with nothing written, when the trade already has one for
+    /// `slot`, is no longer open, or its owner has no linked Discord account. Queued updates of the trade for
+    /// earlier slots are expired in the same transaction: only the newest is worth sending.
+    async fn queue_running_notice(&self, new: &NewRunningNotice) -> Result<Option<TradeNoticeId>, StoreError>;
+
+    /// Claims up to `limit` queued notices that nobody holds at `now`, oldest first, until `until`, and returns
+    /// them. A notice is claimed by one caller only, across processes; a claim that ran out (its holder
+    /// crashed) can be taken again.
+    async fn claim_trade_notices(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<TradeNotice>, StoreError>;
+
+    /// Records a delivery; [`StoreError::NotFound`] when there is no such notice.
+    async fn mark_trade_notice_sent(
+        &self,
+        id: TradeNoticeId,
+        discord_message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Records a failed attempt. With `retry_at` it stays queued and unclaimable until then; without, it is
+    /// given up ([`TradeNoticeStatus::Failed`]).
+    async fn mark_trade_notice_failed(
+        &self,
+        id: TradeNoticeId,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+
+    /// Gives up a queued notice that is no longer worth sending ([`TradeNoticeStatus::Expired`]). `false`,
+    /// with nothing changed, when it was no longer queued.
+    async fn expire_trade_notice(&self, id: TradeNoticeId, reason: &str) -> Result<bool, StoreError>;
+
+    /// A trade's notices, oldest first.
+    async fn trade_notices(&self, trade: TradeId) -> Result<Vec<TradeNotice>, StoreError>;
+
+    // --- the dashboard's trade history (issue 5) ---
+
+    /// One page of a user's trades matching the query, newest first; the next page is the same query with
+    /// `after` set to the last row's [`TradeCursor`].
+    async fn trades_page(&self, query: &TradeQuery) -> Result<Vec<Trade>, StoreError>;
+
+    /// Every trade matching the query, newest first, read from the database as the stream is polled (one
+    /// query, rows decoded one at a time), so exporting a million rows holds a few rows in memory, not all.
+    fn stream_trades<'a>(&'a self, query: &TradeQuery) -> futures::stream::BoxStream<'a, Result<Trade, StoreError>>;
+
+    /// Inserts stored trades as they are (ids are assigned anew), in multi-row statements inside one
+    /// transaction, without history entries or notices: for seeding benchmarks and importing history, not
+    /// for opening trades (use [`Store::open_trade`]). Each trade is checked as a stored row is read back.
+    async fn import_trades(&self, trades: &[Trade]) -> Result<u64, StoreError>;
 }
 
 /// Opens the database a URL names: `sqlite:PATH` or `sqlite://PATH` (the file is created if missing) or

@@ -230,3 +230,376 @@ pub struct NewTradeUpdate {
     pub note: Option<String>,
     pub at: DateTime<Utc>,
 }
+
+/// A local account name and password hash (the dashboard's sign-in without Discord).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalCredentials {
+    pub user_id: UserId,
+    pub username: String,
+    /// An argon2 PHC string; `None` until a password is set (sign-in by one-time link only).
+    pub password_hash: Option<String>,
+}
+
+// A password hash is not a password, but it is an offline guessing target: keep it out of logs.
+impl std::fmt::Debug for LocalCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCredentials")
+            .field("user_id", &self.user_id)
+            .field("username", &self.username)
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// A Discord sign-in under way: what the OAuth callback must match, kept on the browser's pre-session.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthPending {
+    pub state: String,
+    pub pkce_verifier: String,
+}
+
+impl std::fmt::Debug for OAuthPending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OAuthPending([redacted])")
+    }
+}
+
+/// A dashboard session to store. The id is the SHA-256 of the cookie's token, so a database reader cannot
+/// ride a session; `user_id: None` is a pre-session (sign-in form, OAuth under way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebSession {
+    pub id_hash: String,
+    pub user_id: Option<UserId>,
+    pub csrf_token: String,
+    pub oauth: Option<OAuthPending>,
+    /// Where to go after signing in (a local path).
+    pub next_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored dashboard session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    pub id_hash: String,
+    pub user_id: Option<UserId>,
+    pub csrf_token: String,
+    pub oauth: Option<OAuthPending>,
+    pub next_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+// ---------- fan-out: the router lease and signal audiences (issue 4) ----------
+
+/// The router lease as one router holds it. Whoever holds the row's current epoch is the only router whose
+/// routing writes commit; taking the lease over starts a new epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterLease {
+    pub holder: String,
+    pub epoch: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What changed, since the lease holder last looked, that its in-memory routing state depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingChanges {
+    /// Changes whenever a user or a user's settings change.
+    pub users_version: i64,
+    /// Changes to what counts toward caps and cooldowns that no audience made, oldest first.
+    pub limit_changes: Vec<LimitChange>,
+}
+
+/// A notification that started or stopped counting toward its user's cap and cooldown other than through
+/// an audience: given up on, taken back from given up, or written by
+/// [`Store::create_notification`](crate::Store::create_notification) and its limit-checking siblings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitChange {
+    pub notification: CountedNotification,
+    /// Whether it counts now.
+    pub counts: bool,
+}
+
+/// A notification as far as caps and cooldowns are concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedNotification {
+    pub signal_id: SignalId,
+    pub user_id: UserId,
+    pub symbol: Symbol,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A signal's recipients as the router decided them: one row, written in the routing transaction, from
+/// which the per-user notifications are written afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAudience {
+    pub signal_id: SignalId,
+    /// The signal's symbol and time, which every notification written from the audience carries.
+    pub symbol: Symbol,
+    pub created_at: DateTime<Utc>,
+    /// Each user once; the order does not matter (they are stored ascending).
+    pub recipients: Vec<UserId>,
+}
+
+/// What [`Store::record_audience`](crate::Store::record_audience) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudienceOutcome {
+    /// The audience is durable; its notifications are still to be written.
+    Recorded,
+    /// The signal was routed before, to this many users; nothing was written.
+    AlreadyRouted { recipients: u64 },
+    /// The caller no longer holds the lease (another router took it over); nothing was written.
+    LeaseLost,
+}
+
+/// An audience some of whose notifications are not written yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingAudience {
+    pub signal_id: SignalId,
+    pub recipients: u64,
+    pub materialised: u64,
+}
+
+/// What one [`Store::materialise_audience`](crate::Store::materialise_audience) call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MaterialiseProgress {
+    /// Notification rows written (recipients that already had one, or no longer exist, get none).
+    pub created: u64,
+    /// Recipients still without their row.
+    pub remaining: u64,
+}
+
+/// Recipients as stored: ascending ids, each the LEB128 varint of its difference from the previous one
+/// (starting from 0), so 9,000 users close in id take about 9 kB rather than 72.
+pub(crate) fn encode_recipients(recipients: &[UserId]) -> Result<(Vec<u8>, Vec<i64>), String> {
+    let mut ids: Vec<i64> = recipients.iter().map(|u| u.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.first().is_some_and(|first| *first < 0) {
+        return Err("a user id cannot be negative".into());
+    }
+    let mut bytes = Vec::with_capacity(ids.len() + 8);
+    let mut previous = 0i64;
+    for id in &ids {
+        let mut delta = (id - previous) as u64;
+        previous = *id;
+        loop {
+            let byte = (delta & 0x7f) as u8;
+            delta >>= 7;
+            if delta == 0 {
+                bytes.push(byte);
+                break;
+            }
+            bytes.push(byte | 0x80);
+        }
+    }
+    Ok((bytes, ids))
+}
+
+/// The inverse of [`encode_recipients`]; an error names what is wrong with the bytes.
+pub(crate) fn decode_recipients(bytes: &[u8]) -> Result<Vec<i64>, String> {
+    let mut ids = Vec::with_capacity(bytes.len());
+    let (mut previous, mut delta, mut shift) = (0i64, 0u64, 0u32);
+    for byte in bytes {
+        if shift > 63 {
+            return Err("a varint is longer than 64 bits".into());
+        }
+        delta |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            previous =
+                i64::try_from(delta).ok().and_then(|d| previous.checked_add(d)).ok_or("a user id overflows 64 bits")?;
+            ids.push(previous);
+            (delta, shift) = (0, 0);
+        } else {
+            shift += 7;
+        }
+    }
+    if shift != 0 {
+        return Err("the last varint is cut short".into());
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod recipients_tests {
+    use super::*;
+
+    #[test]
+    fn recipients_round_trip_sorted_and_deduplicated() {
+        let users = [UserId(300), UserId(2), UserId(2), UserId(i64::MAX), UserId(0), UserId(129)];
+        let (bytes, ids) = encode_recipients(&users).unwrap();
+        assert_eq!(ids, vec![0, 2, 129, 300, i64::MAX]);
+        assert_eq!(decode_recipients(&bytes).unwrap(), ids);
+        let dense: Vec<UserId> = (1..=9000).map(UserId).collect();
+        assert_eq!(encode_recipients(&dense).unwrap().0.len(), 9000, "one byte per close id");
+        assert!(encode_recipients(&[UserId(-1)]).is_err());
+        assert!(decode_recipients(&[0x80]).is_err(), "cut short");
+        assert!(decode_recipients(&[0xff; 11]).is_err(), "too long");
+    }
+}
+
+/// The last error of a queued notification the outbox did not send because its signal had gone stale: the
+/// notification is [`NotificationStatus::Failed`] with a `last_error` that starts with this. A status of its
+/// own would need the notifications table rebuilt on SQLite (a CHECK constraint cannot be altered there).
+pub const NOTIFICATION_EXPIRED: &str = "expired";
+
+impl Notification {
+    /// Given up on because its signal was too old to be worth sending (see [`NOTIFICATION_EXPIRED`]).
+    pub fn is_expired(&self) -> bool {
+        self.status == NotificationStatus::Failed
+            && self.last_error.as_deref().is_some_and(|e| e.starts_with(NOTIFICATION_EXPIRED))
+    }
+}
+
+/// The id of a trade notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TradeNoticeId(pub i64);
+
+impl std::fmt::Display for TradeNoticeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a trade notice reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TradeNoticeKind {
+    /// The trade closed (take profit, stop loss, by hand, timeout).
+    Closed,
+    Cancelled,
+    /// A "still running" update with the live P&L.
+    Running,
+}
+
+impl TradeNoticeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradeNoticeKind::Closed => "closed",
+            TradeNoticeKind::Cancelled => "cancelled",
+            TradeNoticeKind::Running => "running",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TradeNoticeKind> {
+        match text {
+            "closed" => Some(TradeNoticeKind::Closed),
+            "cancelled" => Some(TradeNoticeKind::Cancelled),
+            "running" => Some(TradeNoticeKind::Running),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TradeNoticeStatus {
+    /// Stored, not yet delivered: a sender will (re)send it.
+    Queued,
+    Sent,
+    /// Given up on (Discord refused it, or it failed too often); never resent.
+    Failed,
+    /// No longer worth sending: a running update whose trade closed, or that a newer update replaced.
+    Expired,
+}
+
+impl TradeNoticeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradeNoticeStatus::Queued => "queued",
+            TradeNoticeStatus::Sent => "sent",
+            TradeNoticeStatus::Failed => "failed",
+            TradeNoticeStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TradeNoticeStatus> {
+        match text {
+            "queued" => Some(TradeNoticeStatus::Queued),
+            "sent" => Some(TradeNoticeStatus::Sent),
+            "failed" => Some(TradeNoticeStatus::Failed),
+            "expired" => Some(TradeNoticeStatus::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// A message about a trade owed to its owner: one per (trade, kind, slot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeNotice {
+    pub id: TradeNoticeId,
+    pub trade_id: TradeId,
+    pub kind: TradeNoticeKind,
+    /// Running updates: whole periods the trade had been open when it was queued; 0 for the others.
+    pub slot: i64,
+    /// Running updates: the live price the P&L was taken at, and that P&L.
+    pub price: Option<Price>,
+    pub pips: Option<rust_decimal::Decimal>,
+    pub profit: Option<rust_decimal::Decimal>,
+    pub status: TradeNoticeStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Until when a sender holds it (or, after a failure, when it may next be tried).
+    pub claimed_until: Option<DateTime<Utc>>,
+    pub discord_message_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A "still running" update to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRunningNotice {
+    pub trade_id: TradeId,
+    /// Whole update periods since the trade opened; one update per slot.
+    pub slot: i64,
+    pub price: Price,
+    pub pips: Option<rust_decimal::Decimal>,
+    pub profit: Option<rust_decimal::Decimal>,
+    pub at: DateTime<Utc>,
+}
+
+/// Where a page of trade history ends: the (opened_at, id) of its last row. The next page starts strictly
+/// after it, so a page costs the same however deep it is (no OFFSET over a million rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeCursor {
+    pub opened_at: DateTime<Utc>,
+    pub id: TradeId,
+}
+
+/// One user's trades for the dashboard's history, its CSV export and its API, newest first (by opened_at,
+/// then id). See [`Store::trades_page`](crate::Store::trades_page) and
+/// [`Store::stream_trades`](crate::Store::stream_trades).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradeQuery {
+    /// Always one user's: the dashboard never lists anyone else's trades.
+    pub user_id: UserId,
+    pub status: Option<TradeStatus>,
+    pub result: Option<domain::TradeResult>,
+    pub symbol: Option<Symbol>,
+    /// Opened at or after this instant.
+    pub opened_from: Option<DateTime<Utc>>,
+    /// Opened strictly before this instant.
+    pub opened_until: Option<DateTime<Utc>>,
+    /// Only trades after this cursor in the order above: the next page.
+    pub after: Option<TradeCursor>,
+    /// At most this many; `None` means all of them (the streamed export).
+    pub limit: Option<u32>,
+}
+
+impl TradeQuery {
+    /// Every trade of `user`.
+    pub fn of(user_id: UserId) -> TradeQuery {
+        TradeQuery {
+            user_id,
+            status: None,
+            result: None,
+            symbol: None,
+            opened_from: None,
+            opened_until: None,
+            after: None,
+            limit: None,
+        }
+    }
+}

@@ -12,6 +12,11 @@ use std::time::Duration;
 #[path = "repo.rs"]
 mod repo;
 
+// The dashboard's sign-in tables, compiled per backend like `repo.rs`.
+#[allow(clippy::duplicate_mod)]
+#[path = "web_repo.rs"]
+mod web_repo;
+
 type Db = sqlx::Postgres;
 type Backend = PgStore;
 
@@ -45,6 +50,16 @@ const LOCK_USERS: Option<&str> =
 
 /// Locks the trade so a concurrent close or level change waits for this one.
 const SELECT_TRADE_FOR_UPDATE: &str = "SELECT * FROM user_trades WHERE id = $1 FOR NO KEY UPDATE";
+
+/// Locks the audience being materialised, so two materialisers take turns rather than write one slice twice.
+const SELECT_AUDIENCE_FOR_UPDATE: &str = "SELECT symbol, created_at, recipients, recipient_count, materialised
+    FROM signal_audiences WHERE signal_id = $1 FOR UPDATE";
+
+/// The notifications of a slice of an audience: `$4` is a JSON array of user ids.
+const MATERIALISE_INSERT: &str = "INSERT INTO signal_notifications (signal_id, user_id, symbol, created_at)
+    SELECT $1, e.value::bigint, $2, $3 FROM jsonb_array_elements_text($4::text::jsonb) AS e(value)
+    WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = e.value::bigint)
+    ON CONFLICT (signal_id, user_id) DO NOTHING";
 
 /// How long to wait for a pooled connection before reporting the database unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);

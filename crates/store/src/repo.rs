@@ -11,18 +11,22 @@ use super::{
     BEGIN_WRITE, Backend, Db, LOCK_USER, LOCK_USERS, MIGRATOR, NAME, ROUTING_CANDIDATES, SELECT_TRADE_FOR_UPDATE,
 };
 use crate::codec::{self, Dec, ts};
+use crate::model::TradeQuery;
 use crate::model::{
     LinkOutcome, NewNotification, NewTradeUpdate, NewUser, Notification, NotificationBatch, NotificationLimits,
     NotificationStatus, NotifyOutcome, OpenOutcome, Role, StoredSignal, TradeFilter, TradeUpdate, TradeUpdateId, User,
     UserUpdate,
+};
+use crate::model::{
+    NOTIFICATION_EXPIRED, NewRunningNotice, TradeNotice, TradeNoticeId, TradeNoticeKind, TradeNoticeStatus,
 };
 use crate::{Store, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::trade::check_levels;
 use domain::{
-    Closing, Delivery, Entry, NewTrade, NotificationId, Price, Side, Signal, SignalId, SignalSource, Symbol, Tick,
-    Timeframe, Trade, TradeId, TradeResult, TradeStatus, TradeUpdateKind, UserId, UserSettings,
+    Candle, Closing, Delivery, Entry, NewTrade, NotificationId, Price, Side, Signal, SignalId, SignalSource, Symbol,
+    Tick, Timeframe, Trade, TradeId, TradeResult, TradeStatus, TradeUpdateKind, UserId, UserSettings,
 };
 use rust_decimal::Decimal;
 use sqlx::{Executor, QueryBuilder, Row as _};
@@ -111,6 +115,7 @@ fn settings_from_row(row: &DbRow) -> Result<UserSettings, StoreError> {
             get(row, T, "notification_cooldown_minutes")?,
         )?,
         delivery,
+        running_update_minutes: codec::to_u32(T, "running_update_minutes", get(row, T, "running_update_minutes")?)?,
     })
 }
 
@@ -227,6 +232,75 @@ fn tick_from_row(row: &DbRow) -> Result<Tick, StoreError> {
         ask: get_price(row, T, "ask")?,
         synthetic_from: None,
     })
+}
+
+fn candle_from_row(row: &DbRow) -> Result<Candle, StoreError> {
+    const T: &str = "candles";
+    Ok(Candle {
+        time: get(row, T, "open_time")?,
+        open: get_dec(row, T, "open")?,
+        high: get_dec(row, T, "high")?,
+        low: get_dec(row, T, "low")?,
+        close: get_dec(row, T, "close")?,
+        volume: get_dec(row, T, "volume")?,
+    })
+}
+
+/// Rows of one multi-row candle insert: 8 parameters each, well under both backends' limits.
+const CANDLES_PER_STATEMENT: usize = 1000;
+
+fn trade_notice_from_row(row: &DbRow) -> Result<TradeNotice, StoreError> {
+    const T: &str = "trade_notices";
+    let kind: String = get(row, T, "kind")?;
+    let status: String = get(row, T, "status")?;
+    Ok(TradeNotice {
+        id: TradeNoticeId(get(row, T, "id")?),
+        trade_id: TradeId(get(row, T, "trade_id")?),
+        kind: codec::to_enum(T, "kind", &kind, TradeNoticeKind::parse)?,
+        slot: get(row, T, "slot")?,
+        price: get_opt_price(row, T, "price")?,
+        pips: get_opt_dec(row, T, "pips")?,
+        profit: get_opt_dec(row, T, "profit")?,
+        status: codec::to_enum(T, "status", &status, TradeNoticeStatus::parse)?,
+        attempts: codec::to_u32(T, "attempts", get(row, T, "attempts")?)?,
+        last_error: get(row, T, "last_error")?,
+        claimed_until: get(row, T, "claimed_until")?,
+        discord_message_id: get(row, T, "discord_message_id")?,
+        created_at: get(row, T, "created_at")?,
+        sent_at: get(row, T, "sent_at")?,
+    })
+}
+
+/// The part of a trade's closing transaction that concerns its notices: queues the close notice when the
+/// owner can receive one, and expires the running updates still queued, which the close makes stale.
+async fn queue_close_notice(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    trade: &Trade,
+    kind: TradeNoticeKind,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    const OP: &str = "queueing a trade's close notice";
+    sqlx::query(
+        "INSERT INTO trade_notices (trade_id, kind, slot, created_at)
+         SELECT $1, $2, 0, $3 FROM users u WHERE u.id = $4 AND u.discord_user_id IS NOT NULL
+         ON CONFLICT (trade_id, kind, slot) DO NOTHING",
+    )
+    .bind(trade.id.0)
+    .bind(kind.as_str())
+    .bind(ts(at))
+    .bind(trade.user_id.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(op(OP))?;
+    sqlx::query(
+        "UPDATE trade_notices SET status = 'expired', last_error = 'the trade closed before it was sent'
+         WHERE trade_id = $1 AND kind = 'running' AND status = 'queued'",
+    )
+    .bind(trade.id.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(op(OP))?;
+    Ok(())
 }
 
 fn map_rows<T>(rows: &[DbRow], decode: fn(&DbRow) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
@@ -405,10 +479,202 @@ impl Backend {
     }
 }
 
+/// Records a failed delivery attempt of a notification; `claimed_until` is when it may be claimed again.
+async fn fail_notification<'e, E>(
+    executor: E,
+    id: NotificationId,
+    error: &str,
+    status: NotificationStatus,
+    claimed_until: Option<DateTime<Utc>>,
+) -> Result<(), StoreError>
+where
+    E: Executor<'e, Database = Db>,
+{
+    let done = sqlx::query(
+        "UPDATE signal_notifications SET status = $2, last_error = $3, attempts = attempts + 1, claimed_until = $4
+         WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(status.as_str())
+    .bind(error)
+    .bind(claimed_until.map(ts))
+    .execute(executor)
+    .await
+    .map_err(op("marking a notification failed"))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound { what: "notification", id: id.0 });
+    }
+    Ok(())
+}
+
+/// The claim of a leased outbox table (`trade_notices`, `signal_notifications`): `$1` now, `$2` the lease's
+/// end, `$3` how many; oldest first.
+///
+/// PostgreSQL: the rows are picked and locked with `SKIP LOCKED` in a materialised CTE, so concurrent
+/// claimers take the next rows instead of queueing behind each other, and the subquery runs exactly once (as
+/// `IN (SELECT … LIMIT … FOR UPDATE SKIP LOCKED)` the planner may re-run it and claim more than the limit).
+/// Holding the row locks, the update cannot race another claimer. SQLite has no row locks and runs one writer
+/// at a time, so an `UPDATE … WHERE id IN (SELECT … LIMIT)` is atomic there as it is.
+fn claim_sql(table: &str) -> String {
+    const CLAIMABLE: &str = "status = 'queued' AND (claimed_until IS NULL OR claimed_until <= $1)";
+    if NAME == "postgres" {
+        format!(
+            "WITH claimable AS MATERIALIZED (
+                 SELECT id FROM {table} WHERE {CLAIMABLE} ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+             UPDATE {table} t SET claimed_until = $2 FROM claimable c WHERE t.id = c.id
+             RETURNING t.*"
+        )
+    } else {
+        format!(
+            "UPDATE {table} SET claimed_until = $2
+             WHERE id IN (SELECT id FROM {table} WHERE {CLAIMABLE} ORDER BY id LIMIT $3)
+             RETURNING *"
+        )
+    }
+}
+static CLAIM_TRADE_NOTICES: LazyLock<String> = LazyLock::new(|| claim_sql("trade_notices"));
+static CLAIM_NOTIFICATIONS: LazyLock<String> = LazyLock::new(|| claim_sql("signal_notifications"));
+
 #[async_trait]
 impl Store for Backend {
     fn backend_name(&self) -> &'static str {
         NAME
+    }
+
+    async fn expire_notification(&self, id: NotificationId, reason: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signal_notifications SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'queued'",
+        )
+        .bind(id.0)
+        .bind(format!("{NOTIFICATION_EXPIRED}: {reason}"))
+        .execute(&self.pool)
+        .await
+        .map_err(op("expiring a notification"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn queue_running_notice(&self, new: &NewRunningNotice) -> Result<Option<TradeNoticeId>, StoreError> {
+        const OP: &str = "queueing a running update";
+        if new.slot < 1 {
+            return Err(StoreError::invalid(format!("a running update's slot is 1 or more, got {}", new.slot)));
+        }
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO trade_notices (trade_id, kind, slot, price, pips, profit, created_at)
+             SELECT t.id, 'running', $2, $3, $4, $5, $6 FROM user_trades t JOIN users u ON u.id = t.user_id
+             WHERE t.id = $1 AND t.status = 'open' AND u.discord_user_id IS NOT NULL
+             ON CONFLICT (trade_id, kind, slot) DO NOTHING RETURNING id",
+        )
+        .bind(new.trade_id.0)
+        .bind(new.slot)
+        .bind(Dec::from(new.price))
+        .bind(new.pips.map(Dec))
+        .bind(new.profit.map(Dec))
+        .bind(ts(new.at))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(op(OP))?;
+        if id.is_some() {
+            sqlx::query(
+                "UPDATE trade_notices SET status = 'expired', last_error = 'a newer update replaced it'
+                 WHERE trade_id = $1 AND kind = 'running' AND status = 'queued' AND slot < $2",
+            )
+            .bind(new.trade_id.0)
+            .bind(new.slot)
+            .execute(&mut *tx)
+            .await
+            .map_err(op(OP))?;
+        }
+        tx.commit().await.map_err(op(OP))?;
+        Ok(id.map(TradeNoticeId))
+    }
+
+    async fn claim_trade_notices(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<TradeNotice>, StoreError> {
+        let rows = sqlx::query(CLAIM_TRADE_NOTICES.as_str())
+            .bind(ts(now))
+            .bind(ts(until))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("claiming trade notices"))?;
+        let mut claimed = map_rows(&rows, trade_notice_from_row)?;
+        claimed.sort_by_key(|n| n.id);
+        Ok(claimed)
+    }
+
+    async fn mark_trade_notice_sent(
+        &self,
+        id: TradeNoticeId,
+        discord_message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE trade_notices
+             SET status = 'sent', discord_message_id = $2, sent_at = $3, attempts = attempts + 1, last_error = NULL,
+                 claimed_until = NULL
+             WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(discord_message_id)
+        .bind(ts(at))
+        .execute(&self.pool)
+        .await
+        .map_err(op("marking a trade notice sent"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "trade notice", id: id.0 });
+        }
+        Ok(())
+    }
+
+    async fn mark_trade_notice_failed(
+        &self,
+        id: TradeNoticeId,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let status = if retry_at.is_some() { TradeNoticeStatus::Queued } else { TradeNoticeStatus::Failed };
+        let done = sqlx::query(
+            "UPDATE trade_notices SET status = $2, last_error = $3, attempts = attempts + 1, claimed_until = $4
+             WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(retry_at.map(ts))
+        .execute(&self.pool)
+        .await
+        .map_err(op("marking a trade notice failed"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "trade notice", id: id.0 });
+        }
+        Ok(())
+    }
+
+    async fn expire_trade_notice(&self, id: TradeNoticeId, reason: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE trade_notices SET status = 'expired', last_error = $2, claimed_until = NULL
+             WHERE id = $1 AND status = 'queued'",
+        )
+        .bind(id.0)
+        .bind(reason)
+        .execute(&self.pool)
+        .await
+        .map_err(op("expiring a trade notice"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn trade_notices(&self, trade: TradeId) -> Result<Vec<TradeNotice>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM trade_notices WHERE trade_id = $1 ORDER BY id")
+            .bind(trade.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("reading a trade's notices"))?;
+        map_rows(&rows, trade_notice_from_row)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -617,8 +883,8 @@ impl Store for Backend {
         sqlx::query(
             "INSERT INTO user_settings (user_id, notifications_enabled, enabled_timeframes, preferred_pairs,
                  min_confidence, only_ml_enhanced, max_notifications_per_day, notification_cooldown_minutes,
-                 delivery_kind, delivery_channel_id, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 delivery_kind, delivery_channel_id, updated_at, running_update_minutes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (user_id) DO UPDATE SET
                  notifications_enabled = excluded.notifications_enabled,
                  enabled_timeframes = excluded.enabled_timeframes,
@@ -629,7 +895,8 @@ impl Store for Backend {
                  notification_cooldown_minutes = excluded.notification_cooldown_minutes,
                  delivery_kind = excluded.delivery_kind,
                  delivery_channel_id = excluded.delivery_channel_id,
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at,
+                 running_update_minutes = excluded.running_update_minutes",
         )
         .bind(user.0)
         .bind(settings.notifications_enabled)
@@ -642,6 +909,7 @@ impl Store for Backend {
         .bind(kind)
         .bind(channel)
         .bind(ts(Utc::now()))
+        .bind(i64::from(settings.running_update_minutes))
         .execute(&self.pool)
         .await
         .map_err(op("saving settings"))?;
@@ -652,7 +920,7 @@ impl Store for Backend {
         let rows = sqlx::query(
             "SELECT u.*, s.user_id AS settings_user_id, s.notifications_enabled, s.enabled_timeframes,
                     s.preferred_pairs, s.min_confidence, s.only_ml_enhanced, s.max_notifications_per_day,
-                    s.notification_cooldown_minutes, s.delivery_kind, s.delivery_channel_id
+                    s.notification_cooldown_minutes, s.delivery_kind, s.delivery_channel_id, s.running_update_minutes
              FROM users u LEFT JOIN user_settings s ON s.user_id = u.id
              ORDER BY u.id",
         )
@@ -802,7 +1070,8 @@ impl Store for Backend {
     ) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE signal_notifications
-             SET status = 'sent', discord_message_id = $2, sent_at = $3, attempts = attempts + 1, last_error = NULL
+             SET status = 'sent', discord_message_id = $2, sent_at = $3, attempts = attempts + 1, last_error = NULL,
+                 claimed_until = NULL
              WHERE id = $1",
         )
         .bind(id.0)
@@ -819,19 +1088,35 @@ impl Store for Backend {
 
     async fn mark_notification_failed(&self, id: NotificationId, error: &str, retry: bool) -> Result<(), StoreError> {
         let status = if retry { NotificationStatus::Queued } else { NotificationStatus::Failed };
-        let done = sqlx::query(
-            "UPDATE signal_notifications SET status = $2, last_error = $3, attempts = attempts + 1 WHERE id = $1",
-        )
-        .bind(id.0)
-        .bind(status.as_str())
-        .bind(error)
-        .execute(&self.pool)
-        .await
-        .map_err(op("marking a notification failed"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "notification", id: id.0 });
-        }
-        Ok(())
+        fail_notification(&self.pool, id, error, status, None).await
+    }
+
+    async fn retry_notification_at(
+        &self,
+        id: NotificationId,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        fail_notification(&self.pool, id, error, NotificationStatus::Queued, Some(retry_at)).await
+    }
+
+    async fn claim_queued_notifications(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let rows = sqlx::query(CLAIM_NOTIFICATIONS.as_str())
+            .bind(ts(now))
+            .bind(ts(lease_until))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op("claiming notifications"))?;
+        let mut claimed = map_rows(&rows, notification_from_row)?;
+        // RETURNING does not promise an order.
+        claimed.sort_by_key(|n| n.id);
+        Ok(claimed)
     }
 
     async fn acknowledge_notification(&self, id: NotificationId) -> Result<(), StoreError> {
@@ -1023,6 +1308,7 @@ impl Store for Backend {
             },
         )
         .await?;
+        queue_close_notice(&mut tx, &trade, TradeNoticeKind::Closed, closing.at).await?;
         tx.commit().await.map_err(op(OP))?;
         Ok(Some(trade))
     }
@@ -1056,6 +1342,7 @@ impl Store for Backend {
             },
         )
         .await?;
+        queue_close_notice(&mut tx, &trade, TradeNoticeKind::Cancelled, at).await?;
         tx.commit().await.map_err(op(OP))?;
         Ok(Some(trade))
     }
@@ -1166,6 +1453,87 @@ impl Store for Backend {
         row.as_ref().map(tick_from_row).transpose()
     }
 
+    async fn save_candles(&self, symbol: &Symbol, timeframe: Timeframe, candles: &[Candle]) -> Result<(), StoreError> {
+        const OP: &str = "saving candles";
+        for candle in candles {
+            candle.validate().map_err(|e| {
+                StoreError::invalid(format!("candle {symbol} {timeframe} at {} is not valid: {e}", candle.time))
+            })?;
+        }
+        // The same open time twice in one statement makes PostgreSQL refuse the whole upsert ("cannot affect
+        // row a second time"): the last one given wins, as it would over two calls.
+        let unique: std::collections::BTreeMap<DateTime<Utc>, &Candle> =
+            candles.iter().map(|c| (ts(c.time), c)).collect();
+        let candles: Vec<&Candle> = unique.into_values().collect();
+        if candles.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(op(OP))?;
+        // 8 parameters a row; SQLite allows 32,766 per statement, PostgreSQL 65,535.
+        for chunk in candles.chunks(CANDLES_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Db>::new(
+                "INSERT INTO candles (symbol, timeframe, open_time, open, high, low, close, volume) ",
+            );
+            query.push_values(chunk, |mut row, candle| {
+                row.push_bind(symbol.as_str())
+                    .push_bind(timeframe.as_str())
+                    .push_bind(ts(candle.time))
+                    .push_bind(Dec(candle.open))
+                    .push_bind(Dec(candle.high))
+                    .push_bind(Dec(candle.low))
+                    .push_bind(Dec(candle.close))
+                    .push_bind(Dec(candle.volume));
+            });
+            query.push(
+                " ON CONFLICT (symbol, timeframe, open_time) DO UPDATE SET open = excluded.open,
+                  high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume",
+            );
+            query.build().execute(&mut *tx).await.map_err(op(OP))?;
+        }
+        tx.commit().await.map_err(op(OP))?;
+        Ok(())
+    }
+
+    async fn recent_candles(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Candle>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT open_time, open, high, low, close, volume FROM candles
+             WHERE symbol = $1 AND timeframe = $2 AND open_time <= $3
+             ORDER BY open_time DESC LIMIT $4",
+        )
+        .bind(symbol.as_str())
+        .bind(timeframe.as_str())
+        .bind(ts(until))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(op("reading recent candles"))?;
+        let mut candles = map_rows(&rows, candle_from_row)?;
+        candles.reverse();
+        Ok(candles)
+    }
+
+    async fn last_candle_time(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT open_time FROM candles WHERE symbol = $1 AND timeframe = $2 ORDER BY open_time DESC LIMIT 1",
+        )
+        .bind(symbol.as_str())
+        .bind(timeframe.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(op("reading the last candle time"))?;
+        row.as_ref().map(|row| get(row, "candles", "open_time")).transpose()
+    }
+
     async fn create_notifications_within_limits(
         &self,
         signal: &NotificationBatch,
@@ -1242,4 +1610,520 @@ impl Store for Backend {
             })
             .collect()
     }
+
+    async fn acquire_router_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Option<RouterLease>, StoreError> {
+        self.fanout_acquire_lease(holder, now, ttl).await
+    }
+
+    async fn renew_router_lease(
+        &self,
+        lease: &RouterLease,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Option<RouterLease>, StoreError> {
+        self.fanout_renew_lease(lease, now, ttl).await
+    }
+
+    async fn release_router_lease(&self, lease: &RouterLease) -> Result<(), StoreError> {
+        self.fanout_release_lease(lease).await
+    }
+
+    async fn take_routing_changes(&self, lease: &RouterLease) -> Result<Option<RoutingChanges>, StoreError> {
+        self.fanout_take_changes(lease).await
+    }
+
+    async fn counted_notifications_since(&self, since: DateTime<Utc>) -> Result<Vec<CountedNotification>, StoreError> {
+        self.fanout_counted_since(since).await
+    }
+
+    async fn record_audience(
+        &self,
+        lease: &RouterLease,
+        audience: &NewAudience,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<AudienceOutcome, StoreError> {
+        self.fanout_record_audience(lease, audience, now, ttl).await
+    }
+
+    async fn pending_audiences(&self, limit: u32) -> Result<Vec<PendingAudience>, StoreError> {
+        self.fanout_pending(limit).await
+    }
+
+    async fn materialise_audience(&self, signal: SignalId, max_rows: u32) -> Result<MaterialiseProgress, StoreError> {
+        self.fanout_materialise(signal, max_rows).await
+    }
+
+    // --- dashboard sign-in: the SQL is in web_repo.rs ---
+
+    async fn set_local_credentials(
+        &self,
+        user: UserId,
+        username: &str,
+        password_hash: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.web_set_local_credentials(user, username, password_hash, now).await
+    }
+
+    async fn local_credentials_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<crate::LocalCredentials>, StoreError> {
+        let sql = "SELECT * FROM local_credentials WHERE username = $1";
+        self.web_credentials_where(sql, super::web_repo::WhereValue::Text(username)).await
+    }
+
+    async fn local_credentials(&self, user: UserId) -> Result<Option<crate::LocalCredentials>, StoreError> {
+        let sql = "SELECT * FROM local_credentials WHERE user_id = $1";
+        self.web_credentials_where(sql, super::web_repo::WhereValue::User(user)).await
+    }
+
+    async fn create_web_session(&self, new: &crate::NewWebSession) -> Result<(), StoreError> {
+        self.web_create_session(new).await
+    }
+
+    async fn web_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<crate::WebSession>, StoreError> {
+        Backend::web_session(self, id_hash, now).await
+    }
+
+    async fn touch_web_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.web_touch_session(id_hash, now, expires_at).await
+    }
+
+    async fn take_web_session(&self, id_hash: &str) -> Result<Option<crate::WebSession>, StoreError> {
+        self.web_take_session(id_hash).await
+    }
+
+    async fn delete_expired_web_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.web_delete_expired_sessions(now).await
+    }
+
+    async fn delete_user_web_sessions(&self, user: UserId) -> Result<u64, StoreError> {
+        self.web_delete_user_sessions(user).await
+    }
+
+    async fn create_sign_in_token(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.web_create_sign_in_token(user, token_hash, expires_at, now).await
+    }
+
+    async fn redeem_sign_in_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<UserId>, StoreError> {
+        self.web_redeem_sign_in_token(token_hash, now).await
+    }
+
+    async fn trades_page(&self, query: &TradeQuery) -> Result<Vec<Trade>, StoreError> {
+        let rows = trade_query(query).fetch_all(&self.pool).await.map_err(op("listing a page of trades"))?;
+        map_rows(&rows, trade_from_row)
+    }
+
+    fn stream_trades<'a>(&'a self, query: &TradeQuery) -> futures::stream::BoxStream<'a, Result<Trade, StoreError>> {
+        use futures::StreamExt as _;
+        trade_query(query)
+            .fetch(&self.pool)
+            .map(|row| row.map_err(op("streaming trades")).and_then(|row| trade_from_row(&row)))
+            .boxed()
+    }
+
+    async fn import_trades(&self, trades: &[Trade]) -> Result<u64, StoreError> {
+        const OP: &str = "importing trades";
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut inserted = 0;
+        for chunk in trades.chunks(IMPORT_ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Db>::new(
+                "INSERT INTO user_trades (user_id, symbol, side, entry, lots, stop_loss, take_profit, status, opened_at,
+                     closed_at, exit_price, close_reason, result, pips, profit, notes, signal_id) ",
+            );
+            insert.push_values(chunk, |mut row, t| {
+                row.push_bind(t.user_id.0)
+                    .push_bind(t.symbol.as_str().to_string())
+                    .push_bind(t.side.as_str())
+                    .push_bind(Dec::from(t.entry))
+                    .push_bind(Dec::from(t.lots))
+                    .push_bind(t.stop_loss.map(Dec::from))
+                    .push_bind(t.take_profit.map(Dec::from))
+                    .push_bind(t.status.as_str())
+                    .push_bind(ts(t.opened_at))
+                    .push_bind(t.closed_at.map(ts))
+                    .push_bind(t.exit_price.map(Dec::from))
+                    .push_bind(t.close_reason.map(|r| r.as_str()))
+                    .push_bind(t.result.map(|r| r.as_str()))
+                    .push_bind(t.pips.map(Dec))
+                    .push_bind(t.profit.map(Dec))
+                    .push_bind(t.notes.clone())
+                    .push_bind(t.signal_id.map(|s| s.0));
+            });
+            inserted += insert.build().execute(&mut *tx).await.map_err(op(OP))?.rows_affected();
+        }
+        tx.commit().await.map_err(op(OP))?;
+        Ok(inserted)
+    }
+}
+
+// ---------- fan-out: the router lease and signal audiences (issue 4) ----------
+
+use super::{MATERIALISE_INSERT, SELECT_AUDIENCE_FOR_UPDATE};
+use crate::model::{
+    AudienceOutcome, CountedNotification, LimitChange, MaterialiseProgress, NewAudience, PendingAudience, RouterLease,
+    RoutingChanges,
+};
+
+/// The one lease row: one router routes at a time, whatever the signal.
+const LEASE: &str = "router";
+
+type LeaseRow = (String, i64, DateTime<Utc>);
+
+fn lease_from_row((holder, epoch, expires_at): LeaseRow) -> RouterLease {
+    RouterLease { holder, epoch, expires_at }
+}
+
+fn lease_until(now: DateTime<Utc>, ttl: chrono::Duration) -> Result<DateTime<Utc>, StoreError> {
+    if ttl <= chrono::Duration::zero() {
+        return Err(StoreError::invalid("a router lease needs a positive time to live"));
+    }
+    now.checked_add_signed(ttl).map(ts).ok_or_else(|| StoreError::invalid("the lease would expire out of range"))
+}
+
+impl Backend {
+    pub(crate) async fn fanout_acquire_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Option<RouterLease>, StoreError> {
+        if holder.trim().is_empty() {
+            return Err(StoreError::invalid("a router lease needs a holder name"));
+        }
+        let until = lease_until(now, ttl)?;
+        // The conditional upsert is the whole protocol: a second taker waits on the row, then finds it
+        // unexpired and someone else's, and gets no row back.
+        let row: Option<LeaseRow> = sqlx::query_as(
+            "INSERT INTO router_lease (name, holder, epoch, expires_at) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, epoch = router_lease.epoch + 1,
+                 expires_at = excluded.expires_at
+             WHERE router_lease.expires_at <= $4 OR router_lease.holder = excluded.holder
+             RETURNING holder, epoch, expires_at",
+        )
+        .bind(LEASE)
+        .bind(holder)
+        .bind(until)
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(op("taking the router lease"))?;
+        Ok(row.map(lease_from_row))
+    }
+
+    pub(crate) async fn fanout_renew_lease(
+        &self,
+        lease: &RouterLease,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Option<RouterLease>, StoreError> {
+        let until = lease_until(now, ttl)?;
+        let row: Option<LeaseRow> = sqlx::query_as(
+            "UPDATE router_lease SET expires_at = $4 WHERE name = $1 AND holder = $2 AND epoch = $3
+             RETURNING holder, epoch, expires_at",
+        )
+        .bind(LEASE)
+        .bind(&lease.holder)
+        .bind(lease.epoch)
+        .bind(until)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(op("renewing the router lease"))?;
+        Ok(row.map(lease_from_row))
+    }
+
+    pub(crate) async fn fanout_release_lease(&self, lease: &RouterLease) -> Result<(), StoreError> {
+        sqlx::query("UPDATE router_lease SET expires_at = $4 WHERE name = $1 AND holder = $2 AND epoch = $3")
+            .bind(LEASE)
+            .bind(&lease.holder)
+            .bind(lease.epoch)
+            .bind(DateTime::<Utc>::UNIX_EPOCH)
+            .execute(&self.pool)
+            .await
+            .map_err(op("releasing the router lease"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn fanout_take_changes(&self, lease: &RouterLease) -> Result<Option<RoutingChanges>, StoreError> {
+        const OP: &str = "reading routing changes";
+        // One read in the usual case, where nothing but the signal changed; the log is deleted from only when
+        // it has rows, so a quiet SQLite database sees no write (and no fsync) here.
+        let (users_version, pending, held): (i64, i32, i32) = sqlx::query_as(
+            "SELECT (SELECT value FROM routing_versions WHERE name = 'users'),
+                 CASE WHEN EXISTS (SELECT 1 FROM routing_limit_changes) THEN 1 ELSE 0 END,
+                 CASE WHEN EXISTS (SELECT 1 FROM router_lease WHERE name = $1 AND holder = $2 AND epoch = $3)
+                     THEN 1 ELSE 0 END",
+        )
+        .bind(LEASE)
+        .bind(&lease.holder)
+        .bind(lease.epoch)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(op(OP))?;
+        if held == 0 {
+            return Ok(None);
+        }
+        let mut limit_changes = Vec::new();
+        if pending != 0 {
+            // Only the current holder consumes: a router that lost the lease deletes nothing, and its successor
+            // seeds from the notifications themselves after taking the lease, so nothing it deleted is lost.
+            let mut rows: Vec<(i64, i64, i64, String, DateTime<Utc>, bool)> = sqlx::query_as(
+                "DELETE FROM routing_limit_changes
+                 WHERE EXISTS (SELECT 1 FROM router_lease WHERE name = $1 AND holder = $2 AND epoch = $3)
+                 RETURNING id, signal_id, user_id, symbol, created_at, counts",
+            )
+            .bind(LEASE)
+            .bind(&lease.holder)
+            .bind(lease.epoch)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(op(OP))?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            rows.sort_unstable_by_key(|row| row.0);
+            limit_changes = rows
+                .into_iter()
+                .map(|(_, signal_id, user_id, symbol, created_at, counts)| LimitChange {
+                    notification: CountedNotification {
+                        signal_id: SignalId(signal_id),
+                        user_id: UserId(user_id),
+                        symbol: Symbol::normalize(&symbol),
+                        created_at,
+                    },
+                    counts,
+                })
+                .collect();
+        }
+        Ok(Some(RoutingChanges { users_version, limit_changes }))
+    }
+
+    pub(crate) async fn fanout_counted_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<CountedNotification>, StoreError> {
+        let rows: Vec<(i64, i64, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT signal_id, user_id, symbol, created_at FROM signal_notifications
+             WHERE created_at >= $1 AND status <> 'failed'",
+        )
+        .bind(ts(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(op("reading the notifications that count toward limits"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(signal_id, user_id, symbol, created_at)| CountedNotification {
+                signal_id: SignalId(signal_id),
+                user_id: UserId(user_id),
+                symbol: Symbol::normalize(&symbol),
+                created_at,
+            })
+            .collect())
+    }
+
+    pub(crate) async fn fanout_record_audience(
+        &self,
+        lease: &RouterLease,
+        audience: &NewAudience,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<AudienceOutcome, StoreError> {
+        const OP: &str = "recording a signal's audience";
+        let until = lease_until(now, ttl)?;
+        let (bytes, ids) = crate::model::encode_recipients(&audience.recipients).map_err(StoreError::invalid)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        // The fence: on PostgreSQL the update holds the lease row until commit, so a takeover waits for this
+        // transaction and then seeds from what it wrote; on SQLite the immediate transaction excludes it.
+        let fenced =
+            sqlx::query("UPDATE router_lease SET expires_at = $4 WHERE name = $1 AND holder = $2 AND epoch = $3")
+                .bind(LEASE)
+                .bind(&lease.holder)
+                .bind(lease.epoch)
+                .bind(until)
+                .execute(&mut *tx)
+                .await
+                .map_err(op(OP))?;
+        if fenced.rows_affected() == 0 {
+            return Ok(AudienceOutcome::LeaseLost);
+        }
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO signal_audiences (signal_id, symbol, created_at, recipients, recipient_count, routed_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (signal_id) DO NOTHING RETURNING signal_id",
+        )
+        .bind(audience.signal_id.0)
+        .bind(audience.symbol.as_str())
+        .bind(ts(audience.created_at))
+        .bind(bytes)
+        .bind(ids.len() as i64)
+        .bind(ts(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(op(OP))?;
+        if inserted.is_none() {
+            let recipients: i64 =
+                sqlx::query_scalar("SELECT recipient_count FROM signal_audiences WHERE signal_id = $1")
+                    .bind(audience.signal_id.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(op(OP))?;
+            return Ok(AudienceOutcome::AlreadyRouted { recipients: u64::try_from(recipients).unwrap_or_default() });
+        }
+        tx.commit().await.map_err(op(OP))?;
+        Ok(AudienceOutcome::Recorded)
+    }
+
+    pub(crate) async fn fanout_pending(&self, limit: u32) -> Result<Vec<PendingAudience>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT signal_id, recipient_count, materialised FROM signal_audiences
+             WHERE materialised < recipient_count ORDER BY signal_id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(op("listing pending audiences"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(signal_id, recipients, materialised)| PendingAudience {
+                signal_id: SignalId(signal_id),
+                recipients: u64::try_from(recipients).unwrap_or_default(),
+                materialised: u64::try_from(materialised).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    pub(crate) async fn fanout_materialise(
+        &self,
+        signal: SignalId,
+        max_rows: u32,
+    ) -> Result<MaterialiseProgress, StoreError> {
+        const OP: &str = "writing an audience's notifications";
+        const T: &str = "signal_audiences";
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let row = sqlx::query(SELECT_AUDIENCE_FOR_UPDATE)
+            .bind(signal.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(op(OP))?
+            .ok_or(StoreError::NotFound { what: "audience of signal", id: signal.0 })?;
+        let symbol: String = get(&row, T, "symbol")?;
+        let created_at: DateTime<Utc> = get(&row, T, "created_at")?;
+        let bytes: Vec<u8> = get(&row, T, "recipients")?;
+        let count: i64 = get(&row, T, "recipient_count")?;
+        let done: i64 = get(&row, T, "materialised")?;
+        let ids = crate::model::decode_recipients(&bytes).map_err(|e| StoreError::corrupt(T, "recipients", e))?;
+        if ids.len() as i64 != count || !(0..=count).contains(&done) {
+            return Err(StoreError::corrupt(
+                T,
+                "recipients",
+                format!("{} ids for a count of {count}, {done} materialised", ids.len()),
+            ));
+        }
+        let start = done as usize;
+        let end = ids.len().min(start + max_rows.max(1) as usize);
+        if start == end {
+            return Ok(MaterialiseProgress::default());
+        }
+        let slice = &ids[start..end];
+        let mut json = String::with_capacity(slice.len() * 8 + 2);
+        json.push('[');
+        for (i, id) in slice.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(&id.to_string());
+        }
+        json.push(']');
+        let created = sqlx::query(MATERIALISE_INSERT)
+            .bind(signal.0)
+            .bind(symbol)
+            .bind(created_at)
+            .bind(json)
+            .execute(&mut *tx)
+            .await
+            .map_err(op(OP))?
+            .rows_affected();
+        sqlx::query("UPDATE signal_audiences SET materialised = $2 WHERE signal_id = $1")
+            .bind(signal.0)
+            .bind(end as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(op(OP))?;
+        tx.commit().await.map_err(op(OP))?;
+        Ok(MaterialiseProgress { created, remaining: (ids.len() - end) as u64 })
+    }
+}
+
+/// Rows per multi-row trade insert: 17 parameters each, under SQLite's 32,766 and PostgreSQL's 65,535.
+const IMPORT_ROWS_PER_STATEMENT: usize = 1000;
+
+/// A value bound to a trade query, owned so the query (and a stream reading it) borrows nothing.
+enum TradeBind {
+    Int(i64),
+    Text(&'static str),
+    Owned(String),
+    Time(DateTime<Utc>),
+}
+
+/// The SQL of a [`TradeQuery`]: `WHERE user_id = … AND …` in the order the history index serves
+/// (user_id, opened_at DESC, id DESC), with the keyset condition for the page after a cursor.
+fn trade_query(query: &TradeQuery) -> sqlx::query::Query<'static, Db, <Db as sqlx::Database>::Arguments> {
+    let mut sql = String::from("SELECT * FROM user_trades WHERE user_id = $1");
+    let mut binds = vec![TradeBind::Int(query.user_id.0)];
+    let mut next = |sql: &mut String, text: &str, value: TradeBind| {
+        binds.push(value);
+        sql.push_str(&text.replace('?', &format!("${}", binds.len())));
+    };
+    if let Some(status) = query.status {
+        next(&mut sql, " AND status = ?", TradeBind::Text(status.as_str()));
+    }
+    if let Some(result) = query.result {
+        next(&mut sql, " AND result = ?", TradeBind::Text(result.as_str()));
+    }
+    if let Some(symbol) = &query.symbol {
+        next(&mut sql, " AND symbol = ?", TradeBind::Owned(symbol.as_str().to_string()));
+    }
+    if let Some(from) = query.opened_from {
+        next(&mut sql, " AND opened_at >= ?", TradeBind::Time(ts(from)));
+    }
+    if let Some(until) = query.opened_until {
+        next(&mut sql, " AND opened_at < ?", TradeBind::Time(ts(until)));
+    }
+    if let Some(after) = query.after {
+        // The cursor's time is bound twice rather than referenced by number: SQLite and PostgreSQL agree on that.
+        next(&mut sql, " AND (opened_at < ?", TradeBind::Time(ts(after.opened_at)));
+        next(&mut sql, " OR (opened_at = ?", TradeBind::Time(ts(after.opened_at)));
+        next(&mut sql, " AND id < ?))", TradeBind::Int(after.id.0));
+    }
+    sql.push_str(" ORDER BY opened_at DESC, id DESC");
+    if let Some(limit) = query.limit {
+        next(&mut sql, " LIMIT ?", TradeBind::Int(i64::from(limit)));
+    }
+    let mut built = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for bind in binds {
+        built = match bind {
+            TradeBind::Int(v) => built.bind(v),
+            TradeBind::Text(v) => built.bind(v),
+            TradeBind::Owned(v) => built.bind(v),
+            TradeBind::Time(v) => built.bind(v),
+        };
+    }
+    built
 }

@@ -12,6 +12,11 @@ use std::time::Duration;
 #[path = "repo.rs"]
 mod repo;
 
+// The dashboard's sign-in tables, compiled per backend like `repo.rs`.
+#[allow(clippy::duplicate_mod)]
+#[path = "web_repo.rs"]
+mod web_repo;
+
 type Db = sqlx::Sqlite;
 type Backend = SqliteStore;
 
@@ -42,6 +47,17 @@ const ROUTING_CANDIDATES: &str = "WITH c AS (
 
 /// See [`LOCK_USER`]: the immediate transaction already serialises every router.
 const LOCK_USERS: Option<&str> = None;
+
+/// The audience being materialised; the immediate transaction is the lock.
+const SELECT_AUDIENCE_FOR_UPDATE: &str =
+    "SELECT symbol, created_at, recipients, recipient_count, materialised FROM signal_audiences WHERE signal_id = $1";
+
+/// The notifications of a slice of an audience: `$4` is a JSON array of user ids. The `WHERE` is needed
+/// anyway (a deleted user gets nothing) and also keeps SQLite from reading `ON CONFLICT` as a join's `ON`.
+const MATERIALISE_INSERT: &str = "INSERT INTO signal_notifications (signal_id, user_id, symbol, created_at)
+    SELECT $1, j.value, $2, $3 FROM json_each($4) AS j
+    WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = j.value)
+    ON CONFLICT (signal_id, user_id) DO NOTHING";
 
 /// How long a writer waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -264,6 +264,7 @@ async fn settings_default_round_trip_and_reject_invalid(store: Arc<dyn Store>, _
         max_notifications_per_day: 7,
         notification_cooldown_minutes: 90,
         delivery: Delivery::Channel("123456789012345678".into()),
+        running_update_minutes: 30,
     };
     store.save_settings(ann, &custom).await.unwrap();
     assert_eq!(store.get_settings(ann).await.unwrap(), custom);
@@ -277,6 +278,7 @@ async fn settings_default_round_trip_and_reject_invalid(store: Arc<dyn Store>, _
         UserSettings { min_confidence: dec!(1.5), ..custom.clone() },
         UserSettings { max_notifications_per_day: 5000, ..custom.clone() },
         UserSettings { delivery: Delivery::Channel("general".into()), ..custom.clone() },
+        UserSettings { running_update_minutes: 2, ..custom.clone() },
     ] {
         let err = store.save_settings(ann, &invalid).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
@@ -1170,4 +1172,989 @@ async fn concurrent_redeems_link_once(store: Arc<dyn Store>, _db: &DbGuard) {
     assert_eq!(linked.len(), 1, "{linked:?}");
     let winner = linked[0].discord_user_id.clone().unwrap();
     assert_eq!(store.user_by_discord_id(&winner).await.unwrap().map(|u| u.id), Some(ann));
+}
+
+// ---------- candles ----------
+
+mod candles {
+    use super::*;
+    use domain::Candle;
+
+    contract!(
+        candles_are_stored_once_and_read_oldest_first,
+        candles_are_kept_per_series_and_bounded_by_time,
+        invalid_candles_store_nothing,
+    );
+
+    fn candle(hour: i64, close: Decimal) -> Candle {
+        Candle {
+            time: t0() + Duration::hours(hour),
+            open: dec!(1.08540),
+            high: close.max(dec!(1.08540)) + dec!(0.00010),
+            low: close.min(dec!(1.08540)) - dec!(0.00010),
+            close,
+            volume: dec!(1234.5),
+        }
+    }
+
+    fn eurusd() -> Symbol {
+        Symbol::normalize("EURUSD")
+    }
+
+    async fn candles_are_stored_once_and_read_oldest_first(store: Arc<dyn Store>, _db: &DbGuard) {
+        let series: Vec<Candle> = (0..5).map(|h| candle(h, dec!(1.08550) + Decimal::from(h) / dec!(10000))).collect();
+        store.save_candles(&eurusd(), Timeframe::H1, &series).await.unwrap();
+        // A replay of the same candles, one of them corrected, and a repeat inside one call: each open time once.
+        let mut again = series[2..].to_vec();
+        again[0].close = dec!(1.08612345);
+        again[0].high = dec!(1.08700);
+        again.push(again[2].clone());
+        store.save_candles(&eurusd(), Timeframe::H1, &again).await.unwrap();
+        store.save_candles(&eurusd(), Timeframe::H1, &[]).await.unwrap();
+
+        let far = t0() + Duration::days(30);
+        let stored = store.recent_candles(&eurusd(), Timeframe::H1, far, 100).await.unwrap();
+        assert_eq!(stored.len(), 5, "{stored:?}");
+        assert_eq!(
+            stored.iter().map(|c| c.time).collect::<Vec<_>>(),
+            series.iter().map(|c| c.time).collect::<Vec<_>>()
+        );
+        assert_eq!(stored[0], series[0], "every digit survives");
+        assert_eq!(stored[2].close, dec!(1.08612345), "the later save wins");
+        assert_eq!(stored[2].high, dec!(1.08700));
+        assert_eq!(stored[4].volume, dec!(1234.5));
+        assert_eq!(store.last_candle_time(&eurusd(), Timeframe::H1).await.unwrap(), Some(t0() + Duration::hours(4)));
+    }
+
+    async fn candles_are_kept_per_series_and_bounded_by_time(store: Arc<dyn Store>, _db: &DbGuard) {
+        assert_eq!(store.last_candle_time(&eurusd(), Timeframe::H1).await.unwrap(), None);
+        assert!(store.recent_candles(&eurusd(), Timeframe::H1, t0(), 10).await.unwrap().is_empty());
+        let hours: Vec<Candle> = (0..10).map(|h| candle(h, dec!(1.08600))).collect();
+        store.save_candles(&eurusd(), Timeframe::H1, &hours).await.unwrap();
+        store.save_candles(&eurusd(), Timeframe::H4, &[candle(0, dec!(1.09))]).await.unwrap();
+        store.save_candles(&Symbol::normalize("GBPUSD"), Timeframe::H1, &[candle(20, dec!(1.27))]).await.unwrap();
+
+        // The latest three that opened at or before 06:00 (inclusive), oldest first.
+        let until = t0() + Duration::hours(6);
+        let window = store.recent_candles(&eurusd(), Timeframe::H1, until, 3).await.unwrap();
+        let times: Vec<i64> = window.iter().map(|c| (c.time - t0()).num_hours()).collect();
+        assert_eq!(times, vec![4, 5, 6]);
+        let h4 = store.recent_candles(&eurusd(), Timeframe::H4, until, 10).await.unwrap();
+        assert_eq!(h4.len(), 1);
+        assert_eq!(h4[0].close, dec!(1.09));
+        assert_eq!(store.last_candle_time(&eurusd(), Timeframe::H1).await.unwrap(), Some(t0() + Duration::hours(9)));
+        assert_eq!(
+            store.last_candle_time(&Symbol::normalize("GBPUSD"), Timeframe::H1).await.unwrap(),
+            Some(t0() + Duration::hours(20))
+        );
+        assert_eq!(store.last_candle_time(&Symbol::normalize("GBPUSD"), Timeframe::D1).await.unwrap(), None);
+        // Large batches go through in several statements.
+        let many: Vec<Candle> = (100..2600).map(|h| candle(h, dec!(1.1))).collect();
+        store.save_candles(&eurusd(), Timeframe::H1, &many).await.unwrap();
+        let all = store.recent_candles(&eurusd(), Timeframe::H1, t0() + Duration::days(365), 5000).await.unwrap();
+        assert_eq!(all.len(), 2510);
+        assert!(all.windows(2).all(|w| w[0].time < w[1].time));
+    }
+
+    async fn invalid_candles_store_nothing(store: Arc<dyn Store>, _db: &DbGuard) {
+        let good = candle(0, dec!(1.0860));
+        let mut bad = candle(1, dec!(1.0860));
+        bad.high = dec!(1.0);
+        let err = store.save_candles(&eurusd(), Timeframe::H1, &[good, bad]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("EURUSD"), "{err}");
+        assert_eq!(store.last_candle_time(&eurusd(), Timeframe::H1).await.unwrap(), None);
+    }
+}
+
+// ---------- fan-out: the router lease and signal audiences (issue 4) ----------
+
+mod fanout {
+    use super::*;
+    use store::{AudienceOutcome, MaterialiseProgress, NewAudience, RouterLease};
+
+    contract!(
+        the_router_lease_has_one_holder_at_a_time,
+        audiences_are_recorded_once_fenced_and_materialised_once,
+        materialisers_racing_write_each_notification_once,
+        routing_changes_report_settings_and_limit_changes,
+        counted_notifications_leave_out_given_up_and_older_ones,
+    );
+
+    fn ttl() -> Duration {
+        Duration::seconds(10)
+    }
+
+    fn audience(signal_id: SignalId, recipients: &[UserId]) -> NewAudience {
+        NewAudience { signal_id, symbol: sym("EURUSD"), created_at: t0(), recipients: recipients.to_vec() }
+    }
+
+    async fn lease(store: &Arc<dyn Store>, holder: &str) -> RouterLease {
+        store.acquire_router_lease(holder, t0(), ttl()).await.unwrap().expect("the lease is free")
+    }
+
+    async fn the_router_lease_has_one_holder_at_a_time(store: Arc<dyn Store>, _db: &DbGuard) {
+        let a1 = lease(&store, "a").await;
+        assert_eq!((a1.holder.as_str(), a1.expires_at), ("a", t0() + ttl()));
+        assert_eq!(store.acquire_router_lease("b", t0() + Duration::seconds(9), ttl()).await.unwrap(), None);
+        // Taking it again starts a new epoch: whatever the holder knew before is stale.
+        let a2 = store.acquire_router_lease("a", t0(), ttl()).await.unwrap().unwrap();
+        assert!(a2.epoch > a1.epoch);
+        assert_eq!(store.renew_router_lease(&a1, t0(), ttl()).await.unwrap(), None, "an old epoch cannot renew");
+        let renewed = store.renew_router_lease(&a2, t0() + Duration::seconds(5), ttl()).await.unwrap().unwrap();
+        assert_eq!((renewed.epoch, renewed.expires_at), (a2.epoch, t0() + Duration::seconds(15)));
+        assert_eq!(store.acquire_router_lease("b", t0() + Duration::seconds(14), ttl()).await.unwrap(), None);
+
+        // Expired, it goes to whoever asks; the old holder can neither renew nor release it.
+        let b = store.acquire_router_lease("b", t0() + Duration::seconds(15), ttl()).await.unwrap().unwrap();
+        assert!(b.epoch > a2.epoch);
+        assert_eq!(store.renew_router_lease(&a2, t0() + Duration::seconds(16), ttl()).await.unwrap(), None);
+        store.release_router_lease(&a2).await.unwrap();
+        assert_eq!(store.acquire_router_lease("c", t0() + Duration::seconds(16), ttl()).await.unwrap(), None);
+        // Released, it is free at once.
+        store.release_router_lease(&b).await.unwrap();
+        let c = store.acquire_router_lease("c", t0() + Duration::seconds(16), ttl()).await.unwrap().unwrap();
+        assert!(c.epoch > b.epoch);
+        assert_eq!(store.take_routing_changes(&b).await.unwrap(), None, "a released lease is not held");
+
+        let bad = store.acquire_router_lease("d", t0(), Duration::zero()).await;
+        assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+        let bad = store.acquire_router_lease(" ", t0(), ttl()).await;
+        assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+
+        // Many takers at once: exactly one wins.
+        let later = t0() + Duration::hours(1);
+        let mut takers = Vec::new();
+        for i in 0..8 {
+            let store = store.clone();
+            takers.push(tokio::spawn(async move {
+                store.acquire_router_lease(&format!("taker {i}"), later, Duration::seconds(10)).await.unwrap()
+            }));
+        }
+        let mut won = 0;
+        for taker in takers {
+            won += usize::from(taker.await.unwrap().is_some());
+        }
+        assert_eq!(won, 1);
+    }
+
+    async fn audiences_are_recorded_once_fenced_and_materialised_once(store: Arc<dyn Store>, _db: &DbGuard) {
+        let (ann, bob, cid) = (user(&store, "ann").await, user(&store, "bob").await, user(&store, "cid").await);
+        let held = lease(&store, "router").await;
+        let s1 = signal_id(&store).await;
+        // cid was notified about s1 some other way: the audience does not write a second one.
+        let earlier = notification(&store, cid, s1).await;
+        assert_eq!(
+            store.record_audience(&held, &audience(s1, &[cid, bob, ann, bob]), t0(), ttl()).await.unwrap(),
+            AudienceOutcome::Recorded
+        );
+        assert_eq!(
+            store.record_audience(&held, &audience(s1, &[ann]), t0(), ttl()).await.unwrap(),
+            AudienceOutcome::AlreadyRouted { recipients: 3 },
+            "a signal is routed once"
+        );
+        // Recording extended the lease.
+        assert_eq!(store.acquire_router_lease("other", t0() + Duration::seconds(9), ttl()).await.unwrap(), None);
+
+        // Durable but not yet materialised: the inbox and the outbox do not see it.
+        let pending = store.pending_audiences(10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!((pending[0].signal_id, pending[0].recipients, pending[0].materialised), (s1, 3, 0));
+        assert!(store.notifications_for_user(ann, 10, 0).await.unwrap().is_empty());
+        assert_eq!(store.queued_notifications(10).await.unwrap().len(), 1, "only cid's earlier one");
+
+        // Ascending user ids, two at a time.
+        assert_eq!(store.materialise_audience(s1, 2).await.unwrap(), MaterialiseProgress { created: 2, remaining: 1 });
+        assert_eq!(store.pending_audiences(10).await.unwrap()[0].materialised, 2);
+        assert_eq!(
+            store.materialise_audience(s1, 2).await.unwrap(),
+            MaterialiseProgress { created: 0, remaining: 0 },
+            "cid already had one"
+        );
+        assert!(store.pending_audiences(10).await.unwrap().is_empty());
+        assert_eq!(store.materialise_audience(s1, 2).await.unwrap(), MaterialiseProgress::default());
+        for user in [ann, bob, cid] {
+            let inbox = store.notifications_for_user(user, 10, 0).await.unwrap();
+            assert_eq!(inbox.len(), 1, "{inbox:?}");
+            let n = store.get_notification(inbox[0].id).await.unwrap().unwrap();
+            assert_eq!((n.signal_id, n.user_id, n.symbol.as_str(), n.created_at), (s1, user, "EURUSD", t0()));
+            assert_eq!(n.status, NotificationStatus::Queued);
+        }
+        assert_eq!(store.notifications_for_user(cid, 10, 0).await.unwrap()[0].id, earlier);
+        assert_eq!(store.queued_notifications(10).await.unwrap().len(), 3);
+
+        // A router whose lease was taken over writes nothing.
+        let s2 = signal_id(&store).await;
+        let later = t0() + Duration::minutes(5);
+        let taken = store.acquire_router_lease("successor", later, ttl()).await.unwrap().unwrap();
+        assert_eq!(
+            store.record_audience(&held, &audience(s2, &[ann]), later, ttl()).await.unwrap(),
+            AudienceOutcome::LeaseLost
+        );
+        assert!(store.pending_audiences(10).await.unwrap().is_empty());
+        // The successor routes it; an empty audience still marks the signal routed and has nothing pending.
+        assert_eq!(
+            store.record_audience(&taken, &audience(s2, &[]), later, ttl()).await.unwrap(),
+            AudienceOutcome::Recorded
+        );
+        assert_eq!(
+            store.record_audience(&taken, &audience(s2, &[ann]), later, ttl()).await.unwrap(),
+            AudienceOutcome::AlreadyRouted { recipients: 0 }
+        );
+        assert!(store.pending_audiences(10).await.unwrap().is_empty());
+
+        let missing = store.materialise_audience(SignalId(424242), 10).await;
+        assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+        let unknown_user = store.record_audience(&taken, &audience(SignalId(424242), &[ann]), later, ttl()).await;
+        assert!(unknown_user.is_err(), "an audience needs a stored signal: {unknown_user:?}");
+    }
+
+    async fn materialisers_racing_write_each_notification_once(store: Arc<dyn Store>, _db: &DbGuard) {
+        let mut users = Vec::new();
+        for i in 0..50 {
+            users.push(user(&store, &format!("user {i}")).await);
+        }
+        let held = lease(&store, "router").await;
+        let s = signal_id(&store).await;
+        store.record_audience(&held, &audience(s, &users), t0(), ttl()).await.unwrap();
+        let materialise = || {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut created = 0;
+                loop {
+                    let progress = store.materialise_audience(s, 7).await.unwrap();
+                    created += progress.created;
+                    if progress.remaining == 0 {
+                        return created;
+                    }
+                }
+            })
+        };
+        let (a, b, c) = tokio::join!(materialise(), materialise(), materialise());
+        assert_eq!(a.unwrap() + b.unwrap() + c.unwrap(), 50);
+        for user in &users {
+            assert_eq!(store.notifications_for_user(*user, 10, 0).await.unwrap().len(), 1);
+        }
+        assert!(store.pending_audiences(10).await.unwrap().is_empty());
+    }
+
+    async fn routing_changes_report_settings_and_limit_changes(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = user(&store, "ann").await;
+        let held = lease(&store, "router").await;
+        let first = store.take_routing_changes(&held).await.unwrap().unwrap();
+        let quiet = store.take_routing_changes(&held).await.unwrap().unwrap();
+        assert_eq!(quiet.users_version, first.users_version);
+        assert!(quiet.limit_changes.is_empty());
+
+        // Any change to a user or their settings moves the version.
+        store.save_settings(ann, &UserSettings { min_confidence: dec!(0.9), ..UserSettings::default() }).await.unwrap();
+        let after_settings = store.take_routing_changes(&held).await.unwrap().unwrap().users_version;
+        assert_ne!(after_settings, first.users_version);
+        let bob = user(&store, "bob").await;
+        let after_user = store.take_routing_changes(&held).await.unwrap().unwrap().users_version;
+        assert_ne!(after_user, after_settings);
+        store
+            .update_user(bob, &UserUpdate { display_name: Some("Bob".into()), ..UserUpdate::default() })
+            .await
+            .unwrap();
+        assert_ne!(store.take_routing_changes(&held).await.unwrap().unwrap().users_version, after_user);
+
+        // A notification written outside an audience counts; one given up stops counting; a retry does not
+        // change anything; notifications written from an audience are the router's own and are not logged.
+        let s1 = signal_id(&store).await;
+        let n1 = notification(&store, ann, s1).await;
+        let s2 = signal_id(&store).await;
+        store.record_audience(&held, &audience(s2, &[ann, bob]), t0(), ttl()).await.unwrap();
+        store.materialise_audience(s2, 10).await.unwrap();
+        let from_audience = store.notifications_for_user(bob, 10, 0).await.unwrap()[0].id;
+        store.mark_notification_failed(n1, "try again", true).await.unwrap();
+        store.mark_notification_failed(from_audience, "Discord error 50007", false).await.unwrap();
+        store.mark_notification_sent(from_audience, "m1", t0()).await.unwrap();
+
+        // A router that lost the lease consumes nothing.
+        let successor = store.acquire_router_lease("router", t0(), ttl()).await.unwrap().unwrap();
+        assert_eq!(store.take_routing_changes(&held).await.unwrap(), None);
+        let changes = store.take_routing_changes(&successor).await.unwrap().unwrap().limit_changes;
+        let seen: Vec<(SignalId, UserId, bool)> =
+            changes.iter().map(|c| (c.notification.signal_id, c.notification.user_id, c.counts)).collect();
+        assert_eq!(seen, vec![(s1, ann, true), (s2, bob, false), (s2, bob, true)]);
+        assert_eq!(changes[0].notification.symbol, sym("EURUSD"));
+        assert_eq!(changes[0].notification.created_at, t0());
+        assert!(store.take_routing_changes(&successor).await.unwrap().unwrap().limit_changes.is_empty());
+    }
+
+    async fn counted_notifications_leave_out_given_up_and_older_ones(store: Arc<dyn Store>, _db: &DbGuard) {
+        let (ann, bob) = (user(&store, "ann").await, user(&store, "bob").await);
+        let s = signal_id(&store).await;
+        let old = new_notification(s, ann, "EURUSD", t0() - Duration::days(2));
+        store.create_notification(&old).await.unwrap();
+        let given_up = store.create_notification(&new_notification(s, bob, "EURUSD", t0())).await.unwrap().unwrap();
+        store.mark_notification_failed(given_up, "gave up", false).await.unwrap();
+        let s2 = signal_id(&store).await;
+        store.create_notification(&new_notification(s2, bob, "GBPUSD", t0())).await.unwrap();
+        let counted = store.counted_notifications_since(t0() - Duration::days(1)).await.unwrap();
+        assert_eq!(counted.len(), 1, "{counted:?}");
+        assert_eq!(
+            (counted[0].signal_id, counted[0].user_id, counted[0].symbol.as_str(), counted[0].created_at),
+            (s2, bob, "GBPUSD", t0())
+        );
+        assert_eq!(store.counted_notifications_since(t0() - Duration::days(3)).await.unwrap().len(), 2);
+    }
+}
+
+// ---------- dashboard sign-in: local credentials, sessions, one-time links (issue 5) ----------
+
+mod web_sign_in {
+    use super::*;
+    use store::{NewWebSession, OAuthPending};
+
+    contract!(
+        local_credentials_are_unique_per_username_and_replaced_per_user,
+        sessions_round_trip_expire_and_end,
+        pre_sessions_carry_oauth_state_and_are_taken_once,
+        sign_in_tokens_work_once_until_they_expire,
+        concurrent_sign_in_token_redeems_have_one_winner,
+    );
+
+    fn session(id: &str, user: Option<UserId>, expires_at: DateTime<Utc>) -> NewWebSession {
+        NewWebSession {
+            id_hash: id.into(),
+            user_id: user,
+            csrf_token: format!("csrf-{id}"),
+            oauth: None,
+            next_path: None,
+            created_at: t0(),
+            expires_at,
+        }
+    }
+
+    async fn local_credentials_are_unique_per_username_and_replaced_per_user(store: Arc<dyn Store>, _db: &DbGuard) {
+        let (ann, ben) = (user(&store, "ann").await, user(&store, "ben").await);
+        assert_eq!(store.local_credentials(ann).await.unwrap(), None);
+        store.set_local_credentials(ann, "ann", None, t0()).await.unwrap();
+        let stored = store.local_credentials_by_username("ann").await.unwrap().unwrap();
+        assert_eq!((stored.user_id, stored.password_hash), (ann, None));
+        store.set_local_credentials(ann, "ann", Some("$argon2id$hash"), t0()).await.unwrap();
+        assert_eq!(
+            store.local_credentials(ann).await.unwrap().unwrap().password_hash.as_deref(),
+            Some("$argon2id$hash")
+        );
+        assert!(!format!("{:?}", store.local_credentials(ann).await.unwrap()).contains("argon2id"), "Debug hides it");
+
+        let taken = store.set_local_credentials(ben, "ann", Some("$argon2id$other"), t0()).await;
+        assert!(matches!(taken, Err(StoreError::Conflict { .. })), "{taken:?}");
+        assert_eq!(store.local_credentials(ben).await.unwrap(), None, "nothing was stored for ben");
+        let missing = store.set_local_credentials(UserId(9999), "ghost", None, t0()).await;
+        assert!(matches!(missing, Err(StoreError::MissingReference { .. })), "{missing:?}");
+        assert!(matches!(store.set_local_credentials(ben, " ", None, t0()).await, Err(StoreError::Invalid(_))));
+        // Renaming frees the old name.
+        store.set_local_credentials(ann, "annie", None, t0()).await.unwrap();
+        assert_eq!(store.local_credentials_by_username("ann").await.unwrap(), None);
+        store.set_local_credentials(ben, "ann", None, t0()).await.unwrap();
+        assert_eq!(store.local_credentials_by_username("ann").await.unwrap().unwrap().user_id, ben);
+    }
+
+    async fn sessions_round_trip_expire_and_end(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = user(&store, "ann").await;
+        let ben = user(&store, "ben").await;
+        let hour = Duration::hours(1);
+        store.create_web_session(&session("s1", Some(ann), t0() + hour)).await.unwrap();
+        store.create_web_session(&session("s2", Some(ann), t0() + hour * 2)).await.unwrap();
+        store.create_web_session(&session("s3", Some(ben), t0() + hour)).await.unwrap();
+        let duplicate = store.create_web_session(&session("s1", Some(ben), t0() + hour)).await;
+        assert!(matches!(duplicate, Err(StoreError::Conflict { .. })), "{duplicate:?}");
+
+        let s1 = store.web_session("s1", t0()).await.unwrap().unwrap();
+        assert_eq!((s1.user_id, s1.csrf_token.as_str(), s1.last_seen, s1.oauth), (Some(ann), "csrf-s1", t0(), None));
+        assert_eq!(store.web_session("s1", t0() + hour).await.unwrap(), None, "expired at its expiry");
+        assert_eq!(store.web_session("nope", t0()).await.unwrap(), None);
+
+        // Touching extends a live session but cannot revive an expired one.
+        store.touch_web_session("s1", t0() + Duration::minutes(30), t0() + hour * 5).await.unwrap();
+        let touched = store.web_session("s1", t0() + hour * 4).await.unwrap().unwrap();
+        assert_eq!((touched.last_seen, touched.expires_at), (t0() + Duration::minutes(30), t0() + hour * 5));
+        store.touch_web_session("s3", t0() + hour * 2, t0() + hour * 9).await.unwrap();
+        assert_eq!(store.web_session("s3", t0() + hour * 2).await.unwrap(), None);
+
+        assert_eq!(store.delete_expired_web_sessions(t0() + hour).await.unwrap(), 1, "s3 only");
+        assert_eq!(store.take_web_session("s2").await.unwrap().unwrap().user_id, Some(ann));
+        assert_eq!(store.take_web_session("s2").await.unwrap(), None, "sign-out is once");
+        store.create_web_session(&session("s4", Some(ann), t0() + hour)).await.unwrap();
+        assert_eq!(store.delete_user_web_sessions(ann).await.unwrap(), 2, "s1 and s4");
+        assert_eq!(store.web_session("s1", t0()).await.unwrap(), None);
+        let orphan = store.create_web_session(&session("s5", Some(UserId(9999)), t0() + hour)).await;
+        assert!(matches!(orphan, Err(StoreError::MissingReference { .. })), "{orphan:?}");
+    }
+
+    async fn pre_sessions_carry_oauth_state_and_are_taken_once(store: Arc<dyn Store>, _db: &DbGuard) {
+        let mut pre = session("pre", None, t0() + Duration::hours(1));
+        pre.oauth = Some(OAuthPending { state: "state-1".into(), pkce_verifier: "verifier-1".into() });
+        pre.next_path = Some("/settings".into());
+        store.create_web_session(&pre).await.unwrap();
+        let read = store.web_session("pre", t0()).await.unwrap().unwrap();
+        assert_eq!(read.user_id, None);
+        assert_eq!(read.oauth, pre.oauth);
+        assert_eq!(read.next_path.as_deref(), Some("/settings"));
+        assert!(!format!("{read:?}").contains("verifier-1"), "Debug hides the PKCE verifier");
+        let taken = store.take_web_session("pre").await.unwrap().unwrap();
+        assert_eq!(taken.oauth.unwrap().state, "state-1");
+        assert_eq!(store.take_web_session("pre").await.unwrap(), None);
+    }
+
+    async fn sign_in_tokens_work_once_until_they_expire(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = user(&store, "ann").await;
+        let day = Duration::days(1);
+        store.create_sign_in_token(ann, "t1", t0() + day, t0()).await.unwrap();
+        assert_eq!(store.redeem_sign_in_token("t1", t0()).await.unwrap(), Some(ann));
+        assert_eq!(store.redeem_sign_in_token("t1", t0()).await.unwrap(), None, "spent");
+        assert_eq!(store.redeem_sign_in_token("unknown", t0()).await.unwrap(), None);
+
+        store.create_sign_in_token(ann, "t2", t0() + day, t0()).await.unwrap();
+        assert_eq!(store.redeem_sign_in_token("t2", t0() + day).await.unwrap(), None, "expired at its expiry");
+        store.create_sign_in_token(ann, "t3", t0() + day, t0()).await.unwrap();
+        store.create_sign_in_token(ann, "t4", t0() + day, t0()).await.unwrap();
+        assert_eq!(store.redeem_sign_in_token("t3", t0()).await.unwrap(), None, "replaced by t4");
+        assert_eq!(store.redeem_sign_in_token("t4", t0()).await.unwrap(), Some(ann));
+        let missing = store.create_sign_in_token(UserId(9999), "t5", t0() + day, t0()).await;
+        assert!(matches!(missing, Err(StoreError::MissingReference { .. })), "{missing:?}");
+    }
+
+    async fn concurrent_sign_in_token_redeems_have_one_winner(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = user(&store, "ann").await;
+        store.create_sign_in_token(ann, "race", t0() + Duration::days(1), t0()).await.unwrap();
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.redeem_sign_in_token("race", t0()).await.unwrap() })
+            })
+            .collect();
+        let mut winners = 0;
+        for racer in racers {
+            winners += usize::from(racer.await.unwrap().is_some());
+        }
+        assert_eq!(winners, 1);
+    }
+}
+
+// ---------- trade notices and stale notifications (issue 4) ----------
+
+mod trade_notices {
+    use super::*;
+    use store::{NOTIFICATION_EXPIRED, NewRunningNotice, TradeNoticeKind, TradeNoticeStatus};
+
+    contract!(
+        closing_queues_one_notice_in_the_same_transaction,
+        running_updates_are_one_per_slot_and_only_the_newest_stays_queued,
+        a_claimed_notice_goes_to_one_claimer_until_its_claim_runs_out,
+        concurrent_claimers_never_share_a_notice,
+        failures_retry_later_or_give_up,
+        expired_notifications_are_failed_as_expired_and_not_counted,
+        running_update_minutes_round_trip,
+    );
+
+    async fn linked(store: &Arc<dyn Store>, discord_id: &str) -> UserId {
+        store.ensure_discord_user(discord_id, discord_id).await.unwrap().id
+    }
+
+    fn running(trade: TradeId, slot: i64, price: &str, at: DateTime<Utc>) -> NewRunningNotice {
+        NewRunningNotice {
+            trade_id: trade,
+            slot,
+            price: p(price),
+            pips: Some(dec!(10.5)),
+            profit: Some(dec!(52.5)),
+            at,
+        }
+    }
+
+    fn kinds(notices: &[store::TradeNotice]) -> Vec<(TradeNoticeKind, i64, TradeNoticeStatus)> {
+        notices.iter().map(|n| (n.kind, n.slot, n.status)).collect()
+    }
+
+    async fn closing_queues_one_notice_in_the_same_transaction(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = linked(&store, "1100000000000000001").await;
+        let bob = user(&store, "bob").await;
+        let at = t0() + Duration::hours(3);
+
+        let trade = open(&store, &eurusd_long(ann, t0())).await;
+        assert!(store.trade_notices(trade.id).await.unwrap().is_empty(), "opening queues nothing");
+        store.close_trade(trade.id, &tp_hit(at)).await.unwrap().unwrap();
+        let notices = store.trade_notices(trade.id).await.unwrap();
+        assert_eq!(kinds(&notices), [(TradeNoticeKind::Closed, 0, TradeNoticeStatus::Queued)]);
+        assert_eq!((notices[0].attempts, notices[0].created_at, notices[0].claimed_until), (0, at, None));
+        // A losing second close writes no second notice.
+        assert_eq!(store.close_trade(trade.id, &tp_hit(at)).await.unwrap(), None);
+        assert_eq!(store.cancel_trade(trade.id, at).await.unwrap(), None);
+        assert_eq!(store.trade_notices(trade.id).await.unwrap().len(), 1);
+
+        let cancelled = open(&store, &eurusd_long(ann, t0())).await;
+        store.cancel_trade(cancelled.id, at).await.unwrap().unwrap();
+        let notices = store.trade_notices(cancelled.id).await.unwrap();
+        assert_eq!(kinds(&notices), [(TradeNoticeKind::Cancelled, 0, TradeNoticeStatus::Queued)]);
+
+        // An owner without Discord gets none: nobody could receive it.
+        let bobs = open(&store, &eurusd_long(bob, t0())).await;
+        store.close_trade(bobs.id, &tp_hit(at)).await.unwrap().unwrap();
+        assert!(store.trade_notices(bobs.id).await.unwrap().is_empty());
+
+        // Racing closers: one close, one notice.
+        let raced = open(&store, &eurusd_long(ann, t0())).await;
+        let closing = tp_hit(at);
+        let (a, b) = tokio::join!(store.close_trade(raced.id, &closing), store.close_trade(raced.id, &closing));
+        assert!(a.unwrap().is_some() ^ b.unwrap().is_some());
+        assert_eq!(store.trade_notices(raced.id).await.unwrap().len(), 1);
+    }
+
+    async fn running_updates_are_one_per_slot_and_only_the_newest_stays_queued(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = linked(&store, "1100000000000000001").await;
+        let bob = user(&store, "bob").await;
+        let trade = open(&store, &eurusd_long(ann, t0())).await;
+        let at = t0() + Duration::minutes(35);
+
+        let first = store.queue_running_notice(&running(trade.id, 1, "1.0864", at)).await.unwrap();
+        assert!(first.is_some());
+        assert_eq!(store.queue_running_notice(&running(trade.id, 1, "1.0870", at)).await.unwrap(), None, "same slot");
+        let notices = store.trade_notices(trade.id).await.unwrap();
+        assert_eq!(kinds(&notices), [(TradeNoticeKind::Running, 1, TradeNoticeStatus::Queued)]);
+        assert_eq!(
+            (notices[0].price, notices[0].pips, notices[0].profit, notices[0].created_at),
+            (Some(p("1.0864")), Some(dec!(10.5)), Some(dec!(52.5)), at)
+        );
+
+        // A newer slot replaces the one still queued; both processes queueing the same slot make one row.
+        let slot2 = running(trade.id, 2, "1.0870", at);
+        let (a, b) = tokio::join!(store.queue_running_notice(&slot2), store.queue_running_notice(&slot2));
+        assert!(a.unwrap().is_some() ^ b.unwrap().is_some());
+        let notices = store.trade_notices(trade.id).await.unwrap();
+        assert_eq!(
+            kinds(&notices),
+            [
+                (TradeNoticeKind::Running, 1, TradeNoticeStatus::Expired),
+                (TradeNoticeKind::Running, 2, TradeNoticeStatus::Queued)
+            ]
+        );
+
+        // The close expires the queued update and queues its report.
+        store.close_trade(trade.id, &tp_hit(at)).await.unwrap().unwrap();
+        let notices = store.trade_notices(trade.id).await.unwrap();
+        assert_eq!(
+            kinds(&notices),
+            [
+                (TradeNoticeKind::Running, 1, TradeNoticeStatus::Expired),
+                (TradeNoticeKind::Running, 2, TradeNoticeStatus::Expired),
+                (TradeNoticeKind::Closed, 0, TradeNoticeStatus::Queued),
+            ]
+        );
+        // No updates for closed trades, owners without Discord, or slot 0.
+        assert_eq!(store.queue_running_notice(&running(trade.id, 3, "1.0870", at)).await.unwrap(), None);
+        let bobs = open(&store, &eurusd_long(bob, t0())).await;
+        assert_eq!(store.queue_running_notice(&running(bobs.id, 1, "1.0870", at)).await.unwrap(), None);
+        let slot0 = store.queue_running_notice(&running(bobs.id, 0, "1.0870", at)).await;
+        assert!(matches!(slot0, Err(StoreError::Invalid(_))), "{slot0:?}");
+    }
+
+    async fn a_claimed_notice_goes_to_one_claimer_until_its_claim_runs_out(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = linked(&store, "1100000000000000001").await;
+        let mut trades = Vec::new();
+        for _ in 0..3 {
+            let trade = open(&store, &eurusd_long(ann, t0())).await;
+            store.close_trade(trade.id, &tp_hit(t0())).await.unwrap().unwrap();
+            trades.push(trade.id);
+        }
+        let now = t0() + Duration::hours(1);
+        let lease = Duration::minutes(2);
+
+        let first = store.claim_trade_notices(now, now + lease, 2).await.unwrap();
+        assert_eq!(first.iter().map(|n| n.trade_id).collect::<Vec<_>>(), trades[..2], "oldest first, at most 2");
+        assert!(first.iter().all(|n| n.claimed_until == Some(now + lease)));
+        let second = store.claim_trade_notices(now, now + lease, 10).await.unwrap();
+        assert_eq!(second.iter().map(|n| n.trade_id).collect::<Vec<_>>(), trades[2..], "only the unclaimed one");
+        assert!(store.claim_trade_notices(now + Duration::minutes(1), now + lease, 10).await.unwrap().is_empty());
+
+        // Sent: never claimed again. Still held by a sender that died: claimable once its claim ran out.
+        store.mark_trade_notice_sent(first[0].id, "msg-1", now).await.unwrap();
+        let later = now + lease;
+        let retaken = store.claim_trade_notices(later, later + lease, 10).await.unwrap();
+        assert_eq!(retaken.iter().map(|n| n.id).collect::<Vec<_>>(), [first[1].id, second[0].id]);
+        let sent = &store.trade_notices(trades[0]).await.unwrap()[0];
+        assert_eq!(
+            (sent.status, sent.discord_message_id.as_deref(), sent.sent_at, sent.attempts, sent.claimed_until),
+            (TradeNoticeStatus::Sent, Some("msg-1"), Some(now), 1, None)
+        );
+        let missing = store.mark_trade_notice_sent(store::TradeNoticeId(424242), "m", now).await;
+        assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+    }
+
+    async fn concurrent_claimers_never_share_a_notice(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = linked(&store, "1100000000000000001").await;
+        let mut expected = Vec::new();
+        for _ in 0..40 {
+            let trade = open(&store, &eurusd_long(ann, t0())).await;
+            store.close_trade(trade.id, &tp_hit(t0())).await.unwrap().unwrap();
+            expected.push(store.trade_notices(trade.id).await.unwrap()[0].id);
+        }
+        let now = t0() + Duration::hours(1);
+        let claimers: Vec<_> = (0..6)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = store.claim_trade_notices(now, now + Duration::minutes(2), 3).await.unwrap();
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(batch.into_iter().map(|n| n.id));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for claimer in claimers {
+            all.extend(claimer.await.unwrap());
+        }
+        all.sort();
+        assert_eq!(all, expected, "every notice claimed exactly once");
+    }
+
+    async fn failures_retry_later_or_give_up(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = linked(&store, "1100000000000000001").await;
+        let trade = open(&store, &eurusd_long(ann, t0())).await;
+        let now = t0() + Duration::hours(1);
+        let running_id = store.queue_running_notice(&running(trade.id, 1, "1.0864", now)).await.unwrap().unwrap();
+        let claimed = store.claim_trade_notices(now, now + Duration::minutes(2), 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+
+        // A transient failure: queued, but nobody may claim it before the retry time.
+        let retry = now + Duration::seconds(4);
+        store.mark_trade_notice_failed(running_id, "discord 500", Some(retry)).await.unwrap();
+        let n = &store.trade_notices(trade.id).await.unwrap()[0];
+        assert_eq!(
+            (n.status, n.attempts, n.last_error.as_deref(), n.claimed_until),
+            (TradeNoticeStatus::Queued, 1, Some("discord 500"), Some(retry))
+        );
+        assert!(
+            store
+                .claim_trade_notices(now + Duration::seconds(3), now + Duration::minutes(2), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.claim_trade_notices(retry, retry + Duration::minutes(2), 10).await.unwrap().len(), 1);
+
+        // Refused for good: failed, never claimed again.
+        store
+            .mark_trade_notice_failed(running_id, "Discord error 50007: Cannot send messages to this user", None)
+            .await
+            .unwrap();
+        let n = &store.trade_notices(trade.id).await.unwrap()[0];
+        assert_eq!((n.status, n.attempts), (TradeNoticeStatus::Failed, 2));
+        let far = retry + Duration::days(1);
+        assert!(store.claim_trade_notices(far, far, 10).await.unwrap().is_empty());
+        assert!(!store.expire_trade_notice(running_id, "too late").await.unwrap(), "only a queued notice expires");
+
+        store.close_trade(trade.id, &tp_hit(now)).await.unwrap().unwrap();
+        let close = store.trade_notices(trade.id).await.unwrap()[1].id;
+        assert!(store.expire_trade_notice(close, "not wanted").await.unwrap());
+        let n = &store.trade_notices(trade.id).await.unwrap()[1];
+        assert_eq!((n.status, n.last_error.as_deref()), (TradeNoticeStatus::Expired, Some("not wanted")));
+    }
+
+    async fn expired_notifications_are_failed_as_expired_and_not_counted(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = user(&store, "ann").await;
+        let old = notification(&store, ann, signal_id(&store).await).await;
+        let fresh = notification(&store, ann, signal_id(&store).await).await;
+
+        assert!(store.expire_notification(old, "the signal was 2d 0h old").await.unwrap());
+        assert!(!store.expire_notification(old, "again").await.unwrap(), "only a queued one expires");
+        let n = store.get_notification(old).await.unwrap().unwrap();
+        assert_eq!((n.status, n.attempts), (NotificationStatus::Failed, 0));
+        assert_eq!(n.last_error.as_deref(), Some(format!("{NOTIFICATION_EXPIRED}: the signal was 2d 0h old").as_str()));
+        assert!(n.is_expired());
+        assert_eq!(store.queued_notifications(10).await.unwrap().iter().map(|n| n.id).collect::<Vec<_>>(), [fresh]);
+        // Never sent, so it counts neither against the daily cap nor for the cooldown.
+        assert_eq!(store.count_notifications_since(ann, t0()).await.unwrap(), 1);
+
+        store.mark_notification_sent(fresh, "m1", t0()).await.unwrap();
+        assert!(!store.expire_notification(fresh, "late").await.unwrap());
+        let sent = store.get_notification(fresh).await.unwrap().unwrap();
+        assert!(!sent.is_expired());
+        store.mark_notification_failed(fresh, "Discord error 50007", false).await.unwrap();
+        assert!(!store.get_notification(fresh).await.unwrap().unwrap().is_expired(), "failed, not expired");
+    }
+
+    async fn running_update_minutes_round_trip(store: Arc<dyn Store>, db: &DbGuard) {
+        let ann = user(&store, "ann").await;
+        let bob = user(&store, "bob").await;
+        let settings = UserSettings { running_update_minutes: 15, ..UserSettings::default() };
+        store.save_settings(ann, &settings).await.unwrap();
+        assert_eq!(store.get_settings(ann).await.unwrap(), settings);
+        let all = store.users_with_settings().await.unwrap();
+        assert_eq!(all.iter().find(|(u, _)| u.id == ann).unwrap().1.running_update_minutes, 15);
+        assert_eq!(all.iter().find(|(u, _)| u.id == bob).unwrap().1.running_update_minutes, 0);
+        // A row written without the column, as before it existed, reads as off.
+        raw_execute(
+            db,
+            "INSERT INTO user_settings (user_id, notifications_enabled, enabled_timeframes, preferred_pairs,
+                 min_confidence, only_ml_enhanced, max_notifications_per_day, notification_cooldown_minutes,
+                 delivery_kind, delivery_channel_id, updated_at)
+             VALUES ($1, TRUE, '1h', '', '0.35', FALSE, 20, 60, 'dm', NULL, '2026-03-02T10:00:00Z')",
+            bob.0,
+        )
+        .await;
+        let old = store.get_settings(bob).await.unwrap();
+        assert_eq!((old.running_update_minutes, old.enabled_timeframes), (0, vec![Timeframe::H1]));
+    }
+}
+
+// --- the dashboard's trade history and the shared actions (issue 5) ---
+
+mod trade_history {
+    use super::*;
+    use futures::TryStreamExt as _;
+    use store::actions::{self, ActionError, TradeForm};
+    use store::{TradeCursor, TradeQuery};
+
+    contract!(
+        history_pages_follow_a_cursor_with_every_filter,
+        stream_and_import_round_trip_a_users_trades,
+        actions_check_ownership_and_open_once
+    );
+
+    fn ids(trades: &[Trade]) -> Vec<TradeId> {
+        trades.iter().map(|t| t.id).collect()
+    }
+
+    async fn history_pages_follow_a_cursor_with_every_filter(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = user(&store, "ann").await;
+        let bob = user(&store, "bob").await;
+        let mut mine = Vec::new();
+        // Two trades share an opening time: the id breaks the tie, and the cursor must not skip either.
+        for minutes in [0, 10, 10, 20, 30] {
+            mine.push(open(&store, &eurusd_long(ann, t0() + Duration::minutes(minutes))).await.id);
+        }
+        open(&store, &eurusd_long(bob, t0() + Duration::minutes(15))).await;
+        store.close_trade(mine[1], &tp_hit(t0() + Duration::hours(1))).await.unwrap().unwrap();
+
+        let everything = store.trades_page(&TradeQuery::of(ann)).await.unwrap();
+        assert_eq!(ids(&everything), [mine[4], mine[3], mine[2], mine[1], mine[0]]);
+        let mut seen = Vec::new();
+        let mut after: Option<TradeCursor> = None;
+        loop {
+            let query = TradeQuery { limit: Some(2), after, ..TradeQuery::of(ann) };
+            let page = store.trades_page(&query).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            let last = page.last().unwrap();
+            after = Some(TradeCursor { opened_at: last.opened_at, id: last.id });
+            seen.extend(ids(&page));
+        }
+        assert_eq!(seen, ids(&everything), "pages cover every trade once, in order");
+
+        let wins = TradeQuery {
+            status: Some(TradeStatus::Closed),
+            result: Some(TradeResult::Win),
+            symbol: Some(sym("eur/usd")),
+            ..TradeQuery::of(ann)
+        };
+        assert_eq!(ids(&store.trades_page(&wins).await.unwrap()), [mine[1]]);
+        let window = TradeQuery {
+            opened_from: Some(t0() + Duration::minutes(10)),
+            opened_until: Some(t0() + Duration::minutes(30)),
+            ..TradeQuery::of(ann)
+        };
+        assert_eq!(ids(&store.trades_page(&window).await.unwrap()), [mine[3], mine[2], mine[1]]);
+        let losses = TradeQuery { result: Some(TradeResult::Loss), ..TradeQuery::of(ann) };
+        assert!(store.trades_page(&losses).await.unwrap().is_empty());
+    }
+
+    async fn stream_and_import_round_trip_a_users_trades(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = user(&store, "ann").await;
+        let bob = user(&store, "bob").await;
+        let mut template = Trade::from_new(TradeId(0), eurusd_long(ann, t0()));
+        let mut batch = Vec::new();
+        for i in 0..2500 {
+            template.opened_at = t0() + Duration::seconds(i);
+            template.user_id = if i % 5 == 0 { bob } else { ann };
+            batch.push(template.clone());
+        }
+        let mut closed = batch[1].clone();
+        closed.close(&tp_hit(t0() + Duration::hours(2))).unwrap();
+        closed.notes = Some("a \"quoted\", note".into());
+        batch[1] = closed.clone();
+        assert_eq!(store.import_trades(&batch).await.unwrap(), 2500);
+
+        let streamed: Vec<Trade> = store.stream_trades(&TradeQuery::of(ann)).try_collect().await.unwrap();
+        assert_eq!(streamed.len(), 2000, "Ann's trades only");
+        assert!(streamed.windows(2).all(|w| (w[0].opened_at, w[0].id) > (w[1].opened_at, w[1].id)), "newest first");
+        let back = streamed.iter().find(|t| t.status == TradeStatus::Closed).unwrap();
+        assert_eq!(
+            (back.exit_price, back.profit, back.notes.as_deref(), back.opened_at),
+            (closed.exit_price, closed.profit, Some("a \"quoted\", note"), closed.opened_at)
+        );
+        let closed_only = TradeQuery { status: Some(TradeStatus::Closed), ..TradeQuery::of(ann) };
+        let streamed: Vec<Trade> = store.stream_trades(&closed_only).try_collect().await.unwrap();
+        assert_eq!(ids(&streamed), [back.id]);
+    }
+
+    async fn actions_check_ownership_and_open_once(store: Arc<dyn Store>, _db: &DbGuard) {
+        let ann = user(&store, "ann").await;
+        let bob = user(&store, "bob").await;
+        let signal = signal_id(&store).await;
+        let hers = notification(&store, ann, signal).await;
+        let form = TradeForm { entry: "1.0854", lots: "0.5", stop_loss: "1.08", take_profit: "", notes: " hi " };
+
+        let refused = actions::open_from_notification(store.as_ref(), bob, hers, &form, t0()).await;
+        assert!(matches!(refused, Err(ActionError::NotYourNotification)), "{refused:?}");
+        let bad = TradeForm { stop_loss: "1.09", ..form.clone() };
+        let refused = actions::open_from_notification(store.as_ref(), ann, hers, &bad, t0()).await;
+        assert!(matches!(refused, Err(ActionError::Invalid(_))), "{refused:?}");
+        assert!(store.trades_page(&TradeQuery::of(ann)).await.unwrap().is_empty());
+        assert!(!store.get_notification(hers).await.unwrap().unwrap().acknowledged);
+
+        let tick = Tick {
+            symbol: sym("EURUSD"),
+            time: t0() + Duration::minutes(5),
+            bid: p("1.0850"),
+            ask: p("1.0852"),
+            synthetic_from: None,
+        };
+        store.set_last_price(&tick).await.unwrap();
+        let opened =
+            actions::open_from_notification(store.as_ref(), ann, hers, &form, t0() + Duration::days(1)).await.unwrap();
+        assert!(opened.created);
+        assert_eq!(opened.trade.opened_at, tick.time, "stamped with the market's time");
+        assert_eq!(opened.trade.notes.as_deref(), Some("hi"));
+        assert!(store.get_notification(hers).await.unwrap().unwrap().acknowledged);
+        let again = actions::open_from_notification(store.as_ref(), ann, hers, &form, t0()).await.unwrap();
+        assert_eq!((again.created, again.trade.id), (false, opened.trade.id));
+
+        let bob_user = store.get_user(bob).await.unwrap().unwrap();
+        let ann_user = store.get_user(ann).await.unwrap().unwrap();
+        let id = opened.trade.id;
+        assert!(matches!(
+            actions::close_at_market(store.as_ref(), &bob_user, id).await,
+            Err(ActionError::NotYourTrade(_))
+        ));
+        let closed = actions::close_at_market(store.as_ref(), &ann_user, id).await.unwrap();
+        assert_eq!((closed.exit_price, closed.close_reason), (Some(p("1.0850")), Some(CloseReason::ManualClose)));
+        assert!(matches!(
+            actions::close_at_market(store.as_ref(), &ann_user, id).await,
+            Err(ActionError::NotOpen { status: TradeStatus::Closed, .. })
+        ));
+    }
+}
+
+// ---------- claims on the signal-notification outbox ----------
+
+mod notification_claims {
+    use super::*;
+
+    contract!(
+        a_claimed_notification_goes_to_one_claimer_until_its_claim_runs_out,
+        concurrent_notification_claimers_get_disjoint_rows_and_all_of_them,
+        a_retry_is_held_until_its_time_and_a_given_up_one_is_never_claimed,
+    );
+
+    /// `count` queued notifications of one signal, one per user, oldest first.
+    async fn queued(store: &Arc<dyn Store>, count: usize) -> Vec<NotificationId> {
+        let signal = signal_id(store).await;
+        let mut ids = Vec::new();
+        for i in 0..count {
+            let user = user(store, &format!("user-{i}")).await;
+            ids.push(notification(store, user, signal).await);
+        }
+        ids
+    }
+
+    fn ids(claimed: &[store::Notification]) -> Vec<NotificationId> {
+        claimed.iter().map(|n| n.id).collect()
+    }
+
+    async fn a_claimed_notification_goes_to_one_claimer_until_its_claim_runs_out(store: Arc<dyn Store>, _db: &DbGuard) {
+        let all = queued(&store, 3).await;
+        let now = t0() + Duration::hours(1);
+        let lease = Duration::minutes(2);
+
+        let first = store.claim_queued_notifications(now, now + lease, 2).await.unwrap();
+        assert_eq!(ids(&first), all[..2], "oldest first, at most 2");
+        let second = store.claim_queued_notifications(now, now + lease, 10).await.unwrap();
+        assert_eq!(ids(&second), all[2..], "only the unclaimed one");
+        let before_expiry = now + lease - Duration::seconds(1);
+        assert!(store.claim_queued_notifications(before_expiry, before_expiry + lease, 10).await.unwrap().is_empty());
+        // Claiming is not reading: the plain queue still lists them all.
+        assert_eq!(ids(&store.queued_notifications(10).await.unwrap()), all);
+
+        // Sent: never claimed again. Still held by a sender that died: claimable once its claim ran out.
+        store.mark_notification_sent(all[0], "msg-1", now).await.unwrap();
+        let later = now + lease;
+        let retaken = store.claim_queued_notifications(later, later + lease, 10).await.unwrap();
+        assert_eq!(ids(&retaken), all[1..]);
+        let sent = store.get_notification(all[0]).await.unwrap().unwrap();
+        assert_eq!(
+            (sent.status, sent.discord_message_id.as_deref(), sent.attempts),
+            (NotificationStatus::Sent, Some("msg-1"), 1)
+        );
+        let much_later = later + Duration::days(1);
+        let retaken = store.claim_queued_notifications(much_later, much_later + lease, 10).await.unwrap();
+        assert_eq!(ids(&retaken), all[1..], "the sent one stays out however late");
+    }
+
+    async fn concurrent_notification_claimers_get_disjoint_rows_and_all_of_them(store: Arc<dyn Store>, _db: &DbGuard) {
+        let expected = queued(&store, 40).await;
+        let now = t0() + Duration::hours(1);
+        let claimers: Vec<_> = (0..6)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = store.claim_queued_notifications(now, now + Duration::minutes(2), 3).await.unwrap();
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(ids(&batch));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for claimer in claimers {
+            all.extend(claimer.await.unwrap());
+        }
+        all.sort();
+        assert_eq!(all, expected, "every notification claimed exactly once");
+    }
+
+    async fn a_retry_is_held_until_its_time_and_a_given_up_one_is_never_claimed(store: Arc<dyn Store>, _db: &DbGuard) {
+        let all = queued(&store, 3).await;
+        let now = t0() + Duration::hours(1);
+        let lease = Duration::minutes(2);
+        assert_eq!(store.claim_queued_notifications(now, now + lease, 10).await.unwrap().len(), 3);
+
+        // A transient failure: still queued, but nobody may claim it before its retry time, even though
+        // that is earlier than the claim it replaced would have run out.
+        let retry = now + Duration::seconds(4);
+        store.retry_notification_at(all[0], "discord 500", retry).await.unwrap();
+        // Given up (50007), and a retry allowed at once.
+        store.mark_notification_failed(all[1], "Discord error 50007", false).await.unwrap();
+        store.mark_notification_failed(all[2], "discord 503", true).await.unwrap();
+        let n = store.get_notification(all[0]).await.unwrap().unwrap();
+        assert_eq!(
+            (n.status, n.attempts, n.last_error.as_deref()),
+            (NotificationStatus::Queued, 1, Some("discord 500"))
+        );
+
+        let soon = now + Duration::seconds(3);
+        assert_eq!(ids(&store.claim_queued_notifications(soon, soon + lease, 10).await.unwrap()), [all[2]]);
+        let claimed = store.claim_queued_notifications(retry, retry + lease, 10).await.unwrap();
+        assert_eq!(ids(&claimed), [all[0]], "due now; the given-up one never comes back");
+        let much_later = now + Duration::days(1);
+        let late = store.claim_queued_notifications(much_later, much_later + lease, 10).await.unwrap();
+        assert_eq!(ids(&late), [all[0], all[2]]);
+
+        let missing = store.retry_notification_at(NotificationId(424242), "x", retry).await;
+        assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+    }
 }

@@ -20,6 +20,14 @@ pub struct AppOptions {
     pub discord: Option<DiscordOptions>,
     /// The app's clock; `None` is the system clock. Pass a `domain::ManualClock` to move time without sleeping.
     pub clock: Option<Arc<dyn domain::Clock>>,
+    /// Dashboard settings; `None` is the defaults without the first-run `admin` account (tests make their users).
+    pub web: Option<signalpost::config::WebConfig>,
+    /// Holds the replay at a market time the test moves (`market::ReplayGate::closed()` to start held).
+    pub replay_gate: Option<market::ReplayGate>,
+    /// `DISCORD_GATEWAY_URL`: a `testkit::discord::gateway::FakeGateway`'s URL. `None` keeps the gateway off
+    /// even with a bot token, so no test reaches for the real Discord. (Here rather than in [`DiscordOptions`],
+    /// whose struct literals in existing tests name every field.)
+    pub discord_gateway_url: Option<String>,
 }
 
 /// Discord settings for a test app: point `api_base` at a `FakeDiscord`.
@@ -87,16 +95,21 @@ pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
             series: options.replay_series,
             speed: options.replay_speed,
             ticks: options.replay_ticks,
+            gate: options.replay_gate,
             ..defaults.replay.clone()
         },
         monitor: signalpost::config::MonitorConfig { sync_interval_ms: 100, ..defaults.monitor.clone() },
+        web: options.web.unwrap_or(signalpost::config::WebConfig {
+            first_run_admin: false,
+            ..signalpost::config::WebConfig::default()
+        }),
         discord: match options.discord {
             Some(d) => signalpost::config::DiscordConfig {
                 token: d.token.map(Secret::new),
                 application_id: d.application_id,
                 public_key: d.public_key_hex,
                 api_base: d.api_base,
-                gateway_url: None,
+                gateway_url: Some(options.discord_gateway_url.unwrap_or_else(|| "off".into())),
             },
             None => defaults.discord.clone(),
         },

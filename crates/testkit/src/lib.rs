@@ -3,7 +3,9 @@
 //! (Discord, Binance, Alpaca, OANDA, Twelve Data, Polar) join here as the issues that need them land.
 
 pub mod app;
+pub mod browser;
 pub mod db;
 pub mod discord;
+pub mod wait;
 
 pub use app::{AppOptions, DiscordOptions, TestApp, spawn_app, spawn_app_on, write_candles};

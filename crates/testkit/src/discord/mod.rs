@@ -1,5 +1,5 @@
-//! A fake of Discord's REST API that speaks Discord's wire format, and a validator of JSON bodies against
-//! Discord's official OpenAPI description.
+//! Fakes of Discord's REST API and of its gateway ([`gateway::FakeGateway`]) that speak Discord's wire
+//! format, and a validator of JSON bodies against Discord's official OpenAPI description.
 //!
 //! [`FakeDiscord`] serves the routes Signalpost uses under `/api/v10` on `127.0.0.1:0`, with Discord's bot
 //! token check, rate-limit headers, 429s (counted), error bodies, scripted failures and disconnects, and it
@@ -20,6 +20,10 @@
 //! # }
 //! ```
 
+pub mod gateway;
+pub mod interact;
+/// Discord's OAuth2 endpoints, for the dashboard's "Sign in with Discord".
+pub mod oauth;
 mod objects;
 pub mod openapi;
 mod ratelimit;
@@ -28,5 +32,5 @@ mod rest;
 pub use ratelimit::Limit;
 pub use rest::{
     API_PREFIX, DEFAULT_APPLICATION_ID, FakeDiscord, FakeDiscordBuilder, InteractionCallback, InvalidBody,
-    RecordedRequest, Route, RouteMatcher, ScriptedResponse, SentMessage, WaitTimeout,
+    RecordedFile, RecordedRequest, Route, RouteMatcher, ScriptedResponse, SentMessage, WaitTimeout,
 };

@@ -234,10 +234,33 @@ pub struct SentMessage {
     pub message_id: String,
     /// The DM recipient when the channel is a DM the bot opened.
     pub recipient_id: Option<String>,
-    /// What the bot sent.
+    /// What the bot sent (for a multipart body, its `payload_json`).
     pub body: Value,
     /// What the fake answered (the message object).
     pub message: Value,
+    /// The files of a multipart body (`files[n]` parts), in the order sent.
+    pub files: Vec<RecordedFile>,
+}
+
+/// One `files[n]` part of a multipart request, as received.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecordedFile {
+    /// The form field, `files[0]`.
+    pub field: String,
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for RecordedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordedFile")
+            .field("field", &self.field)
+            .field("filename", &self.filename)
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
 }
 
 /// An interaction response the bot posted to `/interactions/{id}/{token}/callback`.
@@ -408,6 +431,10 @@ impl std::error::Error for DropConnection {}
 /// The parsed body handed from the common steps to the route handler.
 #[derive(Debug, Clone)]
 struct JsonBody(Value);
+
+/// The files of a multipart body, handed on like [`JsonBody`].
+#[derive(Debug, Clone, Default)]
+struct FileParts(Vec<RecordedFile>);
 
 /// A fake of Discord's REST API. Dropping it stops the server.
 #[derive(Debug)]
@@ -584,6 +611,12 @@ impl FakeDiscord {
         self.wait_until(format!("{n} messages"), timeout, |s| (s.sent.len() >= n).then(|| s.sent.clone())).await
     }
 
+    /// Waits until at least `n` follow-up messages have been created; returns all of them.
+    pub async fn wait_for_followups(&self, n: usize, timeout: Duration) -> Result<Vec<SentMessage>, WaitTimeout> {
+        self.wait_until(format!("{n} follow-ups"), timeout, |s| (s.followups.len() >= n).then(|| s.followups.clone()))
+            .await
+    }
+
     /// Waits until at least `n` interaction responses have been accepted; returns all of them.
     pub async fn wait_for_interaction_callbacks(
         &self,
@@ -742,9 +775,15 @@ async fn discord_front(
     record.files = parsed.files;
     record.body = parsed.json.clone();
     let violations = match &parsed.json {
-        Some(json) => Spec::global().check_request(parts.method.as_str(), route.template(), json).err(),
+        Some(json) => {
+            let mut violations =
+                Spec::global().check_request(parts.method.as_str(), route.template(), json).err().unwrap_or_default();
+            violations.extend(parsed.problem);
+            (!violations.is_empty()).then_some(violations)
+        }
         None => parsed.problem.map(|p| vec![p]),
     };
+    let file_parts = FileParts(parsed.file_parts);
     if let Some(violations) = &violations {
         shared.lock().invalid.push(InvalidBody {
             method: parts.method.to_string(),
@@ -762,6 +801,7 @@ async fn discord_front(
             let json = parsed.json.unwrap_or(Value::Null);
             let mut request = Request::from_parts(parts, Body::empty());
             request.extensions_mut().insert(JsonBody(json));
+            request.extensions_mut().insert(file_parts);
             let mut response = next.run(request).await;
             ratelimit::write_headers(response.headers_mut(), &bucket_state);
             response
@@ -900,6 +940,8 @@ fn path_params(template: &str, path: &str) -> HashMap<String, String> {
 struct ParsedBody {
     json: Option<Value>,
     files: Vec<String>,
+    file_parts: Vec<RecordedFile>,
+    /// With `json` set, a rule of Discord's the body breaks besides the schema; without, why it is unreadable.
     problem: Option<Violation>,
 }
 
@@ -938,34 +980,97 @@ fn parse_body(headers: &HeaderMap, bytes: &Bytes) -> ParsedBody {
     }
 }
 
+/// A `multipart/form-data` body as Discord takes a message with files: a `payload_json` part (the JSON body)
+/// and `files[n]` parts, whose bytes are kept as they are (a PNG is not text). Each `attachments[].id` of
+/// the payload must name a `files[id]` part, and each file must be named by an attachment when the payload
+/// lists attachments, as Discord requires.
 fn parse_multipart(boundary: &str, bytes: &Bytes) -> ParsedBody {
-    let text = String::from_utf8_lossy(bytes);
+    let delimiter = format!("--{boundary}").into_bytes();
     let mut parsed = ParsedBody { json: Some(json!({})), ..ParsedBody::default() };
-    for part in text.split(&format!("--{boundary}")) {
-        let Some((head, content)) = part.split_once("\r\n\r\n") else {
+    for part in split_bytes(bytes, &delimiter) {
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let Some(split) = find_bytes(part, b"\r\n\r\n") else {
             continue;
         };
-        let content = content.strip_suffix("\r\n").unwrap_or(content);
-        let disposition = head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-disposition"));
+        let head = String::from_utf8_lossy(&part[..split]);
+        let content = &part[split + 4..];
+        let content = content.strip_suffix(b"\r\n").unwrap_or(content);
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)))
+                .map(|(_, v)| v.trim().to_string())
+        };
+        let disposition = header("content-disposition");
         let field = |key: &str| {
             disposition
+                .as_deref()
                 .and_then(|d| d.split(';').find_map(|p| p.trim().strip_prefix(&format!("{key}=\""))))
                 .map(|v| v.trim_end_matches('"').to_string())
         };
         match field("name").as_deref() {
-            Some("payload_json") => match serde_json::from_str(content) {
+            Some("payload_json") => match serde_json::from_slice(content) {
                 Ok(json) => parsed.json = Some(json),
                 Err(e) => {
                     parsed.json = None;
                     parsed.problem =
                         Some(Violation::new("/payload_json", format!("invalid JSON: {e}"), "INVALID_JSON"));
+                    return parsed;
                 }
             },
-            Some(name) if name.starts_with("files[") => parsed.files.push(field("filename").unwrap_or_default()),
+            Some(name) if name.starts_with("files[") => {
+                let filename = field("filename").unwrap_or_default();
+                parsed.files.push(filename.clone());
+                parsed.file_parts.push(RecordedFile {
+                    field: name.to_string(),
+                    filename,
+                    content_type: header("content-type"),
+                    bytes: content.to_vec(),
+                });
+            }
             _ => {}
         }
     }
+    parsed.problem = attachment_mismatch(parsed.json.as_ref(), &parsed.file_parts);
     parsed
+}
+
+fn attachment_mismatch(payload: Option<&Value>, files: &[RecordedFile]) -> Option<Violation> {
+    let attachments = payload.and_then(|p| p.get("attachments")).and_then(Value::as_array)?;
+    let ids: Vec<String> = attachments
+        .iter()
+        .map(|a| match a.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        })
+        .collect();
+    for (index, id) in ids.iter().enumerate() {
+        if !files.iter().any(|f| f.field == format!("files[{id}]")) {
+            return Some(Violation::new(
+                format!("/attachments/{index}/id"),
+                format!("attachment {id} has no files[{id}] part"),
+                "ATTACHMENT_NOT_FOUND",
+            ));
+        }
+    }
+    files.iter().find(|f| !ids.iter().any(|id| f.field == format!("files[{id}]"))).map(|f| {
+        Violation::new("/attachments", format!("{} is not listed in attachments", f.field), "ATTACHMENT_NOT_FOUND")
+    })
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn split_bytes<'a>(bytes: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
+    let mut parts = Vec::new();
+    let mut rest = bytes;
+    while let Some(at) = find_bytes(rest, delimiter) {
+        parts.push(&rest[..at]);
+        rest = &rest[at + delimiter.len()..];
+    }
+    parts.push(rest);
+    parts
 }
 
 fn ok_json(value: Value) -> Response {
@@ -1006,7 +1111,14 @@ async fn create_message(
     let message_id = shared.snowflakes.next();
     let message = objects::message(&message_id, &channel_id, &shared.origin(false), &body);
     state.messages.insert(message_id.clone(), message.clone());
-    state.sent.push(SentMessage { channel_id, message_id, recipient_id: recipient, body, message: message.clone() });
+    state.sent.push(SentMessage {
+        channel_id,
+        message_id,
+        recipient_id: recipient,
+        body,
+        message: message.clone(),
+        files: Vec::new(),
+    });
     ok_json(message)
 }
 
@@ -1061,7 +1173,9 @@ async fn create_followup(
     State(shared): State<Arc<Shared>>,
     Path((webhook_id, token)): Path<(String, String)>,
     Extension(JsonBody(body)): Extension<JsonBody>,
+    files: Option<Extension<FileParts>>,
 ) -> Response {
+    let files = files.map(|Extension(FileParts(files))| files).unwrap_or_default();
     if webhook_id != shared.config.application_id {
         return discord_error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
     }
@@ -1070,7 +1184,14 @@ async fn create_followup(
     let message_id = shared.snowflakes.next();
     let message = objects::message(&message_id, &channel_id, &shared.origin(true), &body);
     state.messages.insert(message_id.clone(), message.clone());
-    state.followups.push(SentMessage { channel_id, message_id, recipient_id: None, body, message: message.clone() });
+    state.followups.push(SentMessage {
+        channel_id,
+        message_id,
+        recipient_id: None,
+        body,
+        message: message.clone(),
+        files,
+    });
     ok_json(message)
 }
 
@@ -1156,6 +1277,30 @@ mod tests {
     fn bucket_ids_are_stable_and_distinct() {
         assert_eq!(Route::CreateMessage.bucket(), Route::CreateMessage.bucket());
         assert_ne!(Route::CreateMessage.bucket(), Route::EditMessage.bucket());
+    }
+
+    #[test]
+    fn multipart_files_keep_their_bytes_and_must_match_the_attachments() {
+        let body = |payload: &str| {
+            let mut bytes = format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"payload_json\"\r\nContent-Type: application/json\r\n\r\n\
+                 {payload}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"chart.png\"\r\n\r\n"
+            )
+            .into_bytes();
+            bytes.extend_from_slice(&[0x89, b'P', b'N', b'G', 0, 0xFF, b'\r', b'\n', 7]);
+            bytes.extend_from_slice(b"\r\n--XyZ--");
+            Bytes::from(bytes)
+        };
+        let parsed = parse_multipart("XyZ", &body(r#"{"attachments":[{"id":0,"filename":"chart.png"}]}"#));
+        assert!(parsed.problem.is_none(), "{:?}", parsed.problem);
+        assert_eq!(parsed.file_parts.len(), 1);
+        assert_eq!(parsed.file_parts[0].field, "files[0]");
+        assert_eq!(parsed.file_parts[0].bytes, [0x89, b'P', b'N', b'G', 0, 0xFF, b'\r', b'\n', 7]);
+        let missing = parse_multipart("XyZ", &body(r#"{"attachments":[{"id":1,"filename":"chart.png"}]}"#));
+        assert_eq!(missing.problem.map(|p| p.code), Some("ATTACHMENT_NOT_FOUND"));
+        let broken = parse_multipart("XyZ", &body("{not json"));
+        assert!(broken.json.is_none());
+        assert_eq!(broken.problem.map(|p| p.code), Some("INVALID_JSON"));
     }
 
     #[test]
