@@ -16,7 +16,7 @@
 //! time. The line is drawn by signal, not by notification, because the router writes a signal's
 //! notifications in batches after deciding its audience, possibly after a restart.
 //!
-//! The attempt / retry / give-up rules live here once ([`Deliverable`], [`attempt_all`], [`retry_at`]) and
+//! The attempt / retry / give-up rules live here once ([`Deliverable`], [`deliver_due`], [`retry_at`]) and
 //! are shared with the trade notices (`trade_notices.rs`).
 
 use chrono::{DateTime, Utc};
@@ -34,9 +34,6 @@ pub(crate) const CONCURRENCY: usize = 16;
 /// How long a sender holds a claimed notification: longer than the notifier may take over one send (its
 /// deadline is a minute), so a live sender's claim never runs out under it.
 pub const CLAIM: chrono::Duration = chrono::Duration::minutes(2);
-/// How many notifications one claim takes: no more than are sent at once, so every claimed one is being sent
-/// from the moment it is claimed and is done well within [`CLAIM`].
-const BATCH: u32 = CONCURRENCY as u32;
 
 /// How one attempt to deliver a queued message ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,24 +84,51 @@ async fn attempt<Q: Deliverable>(queue: Arc<Q>, notifier: Arc<dyn Notifier>, ite
     (item, outcome)
 }
 
-/// Attempts every item, `CONCURRENCY` at a time, and returns each with its outcome.
-pub(crate) async fn attempt_all<Q: Deliverable>(
+/// Where a delivery loop takes its items from and records their outcomes.
+pub(crate) trait Sender<Item>: Sync {
+    /// Claims up to `limit` due items; `None` when the claim failed (and was logged).
+    fn claim(&self, limit: u32) -> impl Future<Output = Option<Vec<Item>>> + Send;
+
+    /// Records one attempt's outcome; failures are logged, and the claim running out retries the item.
+    fn record(&self, item: Item, outcome: Attempt) -> impl Future<Output = ()> + Send;
+}
+
+/// Claims, sends and records until nothing is due or `shutdown` is cancelled; returns how many were sent.
+///
+/// Up to `CONCURRENCY` attempts are in flight, and the next claim is made once half of them are done rather
+/// than after the last one: a paced notifier then always has a request waiting for its next slot, instead of
+/// idling for a claim query between batches (which cost ~5% of Discord's global rate). Nothing is claimed
+/// that is not sent at once, so every claim is done well within its lease.
+pub(crate) async fn deliver_due<Q: Deliverable>(
     queue: &Arc<Q>,
     notifier: &Arc<dyn Notifier>,
-    items: Vec<Q::Item>,
-) -> Vec<(Q::Item, Attempt)> {
-    let mut tasks = JoinSet::new();
-    let mut items = items.into_iter();
-    let mut results = Vec::new();
+    shutdown: &CancellationToken,
+    sender: &impl Sender<Q::Item>,
+) -> usize {
+    let mut in_flight = JoinSet::new();
+    let mut nothing_due = false;
+    let mut sent = 0;
     loop {
-        while tasks.len() < CONCURRENCY {
-            let Some(item) = items.next() else { break };
-            tasks.spawn(attempt(queue.clone(), notifier.clone(), item));
+        if !nothing_due && !shutdown.is_cancelled() && in_flight.len() <= CONCURRENCY / 2 {
+            let room = u32::try_from(CONCURRENCY - in_flight.len()).unwrap_or(1);
+            match sender.claim(room).await {
+                Some(items) if !items.is_empty() => {
+                    for item in items {
+                        in_flight.spawn(attempt(queue.clone(), notifier.clone(), item));
+                    }
+                }
+                // Nothing due, or the claim failed (logged by `claim`): finish what is in flight.
+                _ => nothing_due = true,
+            }
         }
-        match tasks.join_next().await {
-            Some(Ok(result)) => results.push(result),
+        match in_flight.join_next().await {
+            Some(Ok((item, outcome))) => {
+                sent += usize::from(outcome == Attempt::Sent);
+                sender.record(item, outcome).await;
+            }
             Some(Err(error)) => tracing::error!(%error, "a delivery task failed"),
-            None => return results,
+            None if nothing_due || shutdown.is_cancelled() => return sent,
+            None => {}
         }
     }
 }
@@ -286,30 +310,36 @@ impl Outbox {
     /// [`Outbox::drain`], stopping between batches once `shutdown` is cancelled: a long backlog paced at
     /// Discord's limit must not hold a stopping process for minutes, and what is left stays queued.
     async fn drain_until(&mut self, shutdown: &CancellationToken) -> usize {
-        let mut sent = 0;
-        loop {
-            if shutdown.is_cancelled() {
-                return sent;
-            }
-            let now = self.clock.now();
-            let claimed = match self.store.claim_queued_notifications(now, now + CLAIM, BATCH).await {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    tracing::error!(%error, "outbox could not claim queued notifications");
-                    return sent;
-                }
-            };
-            if claimed.is_empty() {
-                return sent;
-            }
-            for (n, outcome) in attempt_all(&self.queue, &self.notifier, claimed).await {
-                sent += usize::from(outcome == Attempt::Sent);
-                self.record(&n, outcome).await;
-            }
-        }
+        deliver_due(&self.queue, &self.notifier, shutdown, &*self).await
     }
 
-    async fn record(&mut self, n: &Notification, outcome: Attempt) {
+    /// Delivers whenever the router wakes it, and at least once a second for retries, until shutdown.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {},
+                _ = tick.tick() => {},
+            }
+            self.drain_until(&shutdown).await;
+        }
+    }
+}
+
+impl Sender<Notification> for Outbox {
+    async fn claim(&self, limit: u32) -> Option<Vec<Notification>> {
+        let now = self.clock.now();
+        self.store
+            .claim_queued_notifications(now, now + CLAIM, limit)
+            .await
+            .inspect_err(|error| tracing::error!(%error, "outbox could not claim queued notifications"))
+            .ok()
+    }
+
+    async fn record(&self, n: Notification, outcome: Attempt) {
         let result = match outcome {
             Attempt::Sent => Ok(()),
             Attempt::Refused(reason) => {
@@ -334,21 +364,6 @@ impl Outbox {
         if let Err(error) = result {
             // The claim runs out and the notification is tried again: at worst one more send.
             tracing::error!(%error, notification = %n.id, "could not record a delivery attempt");
-        }
-    }
-
-    /// Delivers whenever the router wakes it, and at least once a second for retries, until shutdown.
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {},
-                _ = tick.tick() => {},
-            }
-            self.drain_until(&shutdown).await;
         }
     }
 }

@@ -16,7 +16,7 @@
 //! and a user who links later would otherwise get a burst of reports about long-closed trades.
 
 use crate::metrics::Metrics;
-use crate::outbox::{Attempt, CONCURRENCY, Deliverable, attempt_all, retry_at};
+use crate::outbox::{Attempt, Deliverable, Sender, deliver_due, retry_at};
 use bus::{BusError, Event, Subscription};
 use discord::render::RunningView;
 use discord::{DeliveryTarget, Notifier, OutgoingMessage};
@@ -30,9 +30,6 @@ use tokio_util::sync::CancellationToken;
 /// How long a sender holds a claimed notice: longer than the notifier may take over one send (its deadline is
 /// a minute), so a live sender's claim never runs out under it.
 pub const CLAIM: chrono::Duration = chrono::Duration::minutes(2);
-/// How many notices one claim takes: no more than are sent at once, so every claimed notice is being sent
-/// from the moment it is claimed and is done (the notifier's deadline) well within [`CLAIM`].
-const BATCH: u32 = CONCURRENCY as u32;
 /// How often the sender looks for due notices without being woken: retries, and notices other processes
 /// queued.
 const POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -129,30 +126,48 @@ impl TradeNotices {
 
     /// [`TradeNotices::drain`], stopping between batches once `shutdown` is cancelled; the rest stays queued.
     async fn drain_until(&self, shutdown: &CancellationToken) -> usize {
-        let mut sent = 0;
-        loop {
-            if shutdown.is_cancelled() {
-                return sent;
-            }
-            let now = self.clock.now();
-            let claimed = match self.store.claim_trade_notices(now, now + CLAIM, BATCH).await {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    tracing::error!(%error, "could not claim trade notices");
-                    return sent;
-                }
-            };
-            if claimed.is_empty() {
-                return sent;
-            }
-            for (notice, outcome) in attempt_all(&self.queue, &self.notifier, claimed).await {
-                sent += usize::from(outcome == Attempt::Sent);
-                self.record(&notice, outcome).await;
-            }
-        }
+        deliver_due(&self.queue, &self.notifier, shutdown, self).await
     }
 
-    async fn record(&self, notice: &TradeNotice, outcome: Attempt) {
+    /// Sends whenever a trade closes (the close notice is already stored when the event arrives), when
+    /// woken, and at least every second for retries and other processes' notices, until shutdown.
+    pub async fn run(self, mut events: Box<dyn Subscription>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut subscribed = true;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                event = events.next(), if subscribed => match event {
+                    Ok(Event::TradeClosed { .. } | Event::TradeCancelled { .. }) => {}
+                    Ok(_) => continue,
+                    // Nothing is lost: the notices are in the store and the poll finds them.
+                    Err(BusError::Lagged(_)) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "trade notices' bus subscription ended; polling only");
+                        subscribed = false;
+                    }
+                },
+                _ = self.wake.notified() => {},
+                _ = tick.tick() => {},
+            }
+            self.drain_until(&shutdown).await;
+        }
+    }
+}
+
+impl Sender<TradeNotice> for TradeNotices {
+    async fn claim(&self, limit: u32) -> Option<Vec<TradeNotice>> {
+        let now = self.clock.now();
+        self.store
+            .claim_trade_notices(now, now + CLAIM, limit)
+            .await
+            .inspect_err(|error| tracing::error!(%error, "could not claim trade notices"))
+            .ok()
+    }
+
+    async fn record(&self, notice: TradeNotice, outcome: Attempt) {
         if let Some(metrics) = &self.metrics {
             let label = match &outcome {
                 Attempt::Sent => "sent",
@@ -180,33 +195,6 @@ impl TradeNotices {
         if let Err(error) = result {
             // The claim runs out and the notice is tried again: at worst one more send.
             tracing::error!(%error, notice = %notice.id, "could not record a trade notice's delivery");
-        }
-    }
-
-    /// Sends whenever a trade closes (the close notice is already stored when the event arrives), when
-    /// woken, and at least every second for retries and other processes' notices, until shutdown.
-    pub async fn run(self, mut events: Box<dyn Subscription>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut subscribed = true;
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                event = events.next(), if subscribed => match event {
-                    Ok(Event::TradeClosed { .. } | Event::TradeCancelled { .. }) => {}
-                    Ok(_) => continue,
-                    // Nothing is lost: the notices are in the store and the poll finds them.
-                    Err(BusError::Lagged(_)) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "trade notices' bus subscription ended; polling only");
-                        subscribed = false;
-                    }
-                },
-                _ = self.wake.notified() => {},
-                _ = tick.tick() => {},
-            }
-            self.drain_until(&shutdown).await;
         }
     }
 }

@@ -116,8 +116,15 @@ fn fields(answer: &Value) -> Vec<Value> {
     answer["data"]["embeds"][0]["fields"].as_array().cloned().unwrap_or_default()
 }
 
-/// `signalpost users link-code --user ID`, run as an operator would against the app's database.
-fn link_code(database_url: &str, user: UserId) -> String {
+/// `signalpost users link-code --user ID`, run as an operator would against the app's database. It runs
+/// off the test's runtime: blocking that thread would stall the app in it, and a write transaction the app
+/// had open would then hold the CLI's write until SQLite's busy timeout.
+async fn link_code(database_url: &str, user: UserId) -> String {
+    let database_url = database_url.to_string();
+    tokio::task::spawn_blocking(move || link_code_blocking(&database_url, user)).await.unwrap()
+}
+
+fn link_code_blocking(database_url: &str, user: UserId) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_signalpost"));
     command.current_dir(dir.path());
@@ -196,7 +203,7 @@ async fn link_codes_link_once_and_refuse_reused_expired_unknown_and_taken() {
     assert!(content(&unknown).contains("does not work"), "{unknown}");
 
     // A valid code, typed carelessly, links Ann's Discord account to her Signalpost account.
-    let code = link_code(&s.app.database_url, ann);
+    let code = link_code(&s.app.database_url, ann).await;
     let typed = format!("{}-{}", code[..4].to_lowercase(), &code[4..]);
     let linked = run(&s, ANN, "link", &[("code", 3, json!(typed))]).await;
     assert!(content(&linked).contains("Linked") && content(&linked).contains("ann"), "{linked}");
@@ -210,7 +217,7 @@ async fn link_codes_link_once_and_refuse_reused_expired_unknown_and_taken() {
     assert_eq!(store.user_by_discord_id(BOB).await.unwrap(), None);
 
     // A code past its 15 minutes is refused; the app's clock says so, no sleeping.
-    let late = link_code(&s.app.database_url, bob);
+    let late = link_code(&s.app.database_url, bob).await;
     clock.advance(Span::minutes(16));
     let expired = run(&s, BOB, "link", &[("code", 3, json!(late))]).await;
     assert!(content(&expired).contains("expired"), "{expired}");
@@ -218,14 +225,14 @@ async fn link_codes_link_once_and_refuse_reused_expired_unknown_and_taken() {
     clock.set(Utc::now());
 
     // A newer code replaces the older one.
-    let older = link_code(&s.app.database_url, bob);
-    let newer = link_code(&s.app.database_url, bob);
+    let older = link_code(&s.app.database_url, bob).await;
+    let newer = link_code(&s.app.database_url, bob).await;
     assert!(content(&run(&s, BOB, "link", &[("code", 3, json!(older))]).await).contains("does not work"));
     assert!(content(&run(&s, BOB, "link", &[("code", 3, json!(newer))]).await).contains("Linked"));
     assert_eq!(store.user_by_discord_id(BOB).await.unwrap().map(|u| u.id), Some(bob));
 
     // A Discord account already linked to someone else is refused, and the code survives for its owner.
-    let carls = link_code(&s.app.database_url, carl);
+    let carls = link_code(&s.app.database_url, carl).await;
     let taken = run(&s, ANN, "link", &[("code", 3, json!(carls))]).await;
     assert!(content(&taken).contains("already linked"), "{taken}");
     assert_eq!(store.user_by_discord_id(ANN).await.unwrap().map(|u| u.id), Some(ann));
