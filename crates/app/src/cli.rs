@@ -31,12 +31,35 @@ pub enum Command {
     Train(crate::commands::train::TrainArgs),
     /// Run a strategy over a candle file and report its trades' metrics.
     Backtest(crate::commands::backtest::BacktestArgs),
+    /// Parse provider messages (stdin, or every {"text": …} line of --jsonl FILE) into JSON objects.
+    Parse(crate::commands::parse::ParseArgs),
     /// Open, list, show and close paper trades by hand.
     #[command(subcommand)]
     Trades(TradesCommand),
     /// List users and make one-time codes that link a Discord account (`/link`).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Register and list provider channels: Discord channels whose messages are parsed into signals.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Register a Discord channel as a signal provider.
+    Add {
+        /// The Discord channel id.
+        #[arg(long)]
+        channel: String,
+        /// A name to show for it.
+        #[arg(long)]
+        name: String,
+    },
+    /// List the registered provider channels, oldest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -399,4 +422,32 @@ pub async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()>
 /// The dashboard address links point at: SIGNALPOST_PUBLIC_URL, or the listener's configured address.
 fn public_url(config: &Config) -> String {
     config.web.public_url.clone().unwrap_or_else(|| format!("http://{}", config.bind))
+}
+
+pub async fn providers(config: &Config, command: ProvidersCommand) -> anyhow::Result<()> {
+    let store = startup::open_store(config).await?;
+    match command {
+        ProvidersCommand::Add { channel, name } => {
+            let added = store
+                .add_provider_channel(&channel, &name, "cli", Utc::now())
+                .await
+                .with_context(|| format!("could not register channel {channel}"))?;
+            println!("provider channel {} ({}) registered", added.channel_id, added.name);
+        }
+        ProvidersCommand::List { json } => {
+            for c in store.provider_channels().await.context("could not list provider channels")? {
+                if json {
+                    let row = serde_json::json!({
+                        "channel_id": c.channel_id, "name": c.name, "added_by": c.added_by,
+                        "enabled": c.enabled, "created_at": c.created_at,
+                    });
+                    println!("{row}");
+                } else {
+                    let state = if c.enabled { "enabled" } else { "disabled" };
+                    println!("{}\t{}\t{state}\tadded by {} at {}", c.channel_id, c.name, c.added_by, c.created_at);
+                }
+            }
+        }
+    }
+    Ok(())
 }

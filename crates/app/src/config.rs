@@ -70,6 +70,10 @@ pub struct WebConfig {
     pub discord_oauth_base: Option<String>,
     /// When no user has the admin role, `serve` creates `admin` and prints a one-time sign-in link.
     pub first_run_admin: bool,
+    /// The shared secret TradingView alerts carry (`SIGNALPOST_TRADINGVIEW_SECRET`); unset: the webhook
+    /// refuses every alert.
+    #[serde(default)]
+    pub tradingview_secret: Option<Secret>,
 }
 
 impl Default for WebConfig {
@@ -80,6 +84,7 @@ impl Default for WebConfig {
             discord_client_secret: None,
             discord_oauth_base: None,
             first_run_admin: true,
+            tradingview_secret: None,
         }
     }
 }
@@ -180,6 +185,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("DISCORD_CLIENT_SECRET", "web.discord_client_secret"),
     ("DISCORD_OAUTH_BASE", "web.discord_oauth_base"),
     ("SIGNALPOST_FIRST_RUN_ADMIN", "web.first_run_admin"),
+    ("SIGNALPOST_TRADINGVIEW_SECRET", "web.tradingview_secret"),
 ];
 
 impl Config {

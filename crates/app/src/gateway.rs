@@ -1,7 +1,7 @@
 //! The Discord gateway service: interactions that arrive over the gateway go through the same parser and
 //! [`InteractionHandler`] as `POST /discord/interactions`, and their answers are posted to
-//! `/interactions/{id}/{token}/callback`. Channel messages are counted and logged for now; the provider
-//! copier (a later issue) will consume them from here.
+//! `/interactions/{id}/{token}/callback`. Channel messages are counted and handed to
+//! [`crate::providers`], which stores those of registered provider channels.
 //!
 //! Discord wants the first response within 3 s. The handler answers at once in practice; should it ever take
 //! longer than [`DEFER_AFTER`], the interaction is deferred (an ephemeral "thinking…", or for Ignore a
@@ -42,6 +42,7 @@ pub async fn run(
     notifier: Arc<DiscordNotifier>,
     metrics: Metrics,
     shutdown: CancellationToken,
+    providers: crate::providers::Providers,
 ) {
     let (events_tx, mut events) = mpsc::channel(1024);
     let connection = tokio::spawn(gateway.run(events_tx, shutdown.clone().cancelled_owned()));
@@ -57,17 +58,34 @@ pub async fn run(
                 answering.spawn(answer(handler.clone(), notifier.clone(), metrics.clone(), body));
             }
             // The provider copier will take these from here; until it lands they are only counted.
+            // Handled in order, one at a time: an edit must not overtake the message it edits.
             GatewayEvent::MessageCreate(m) => {
                 metrics.gateway_messages.with_label_values(&["create"]).inc();
                 tracing::debug!(channel_id = %m.channel_id, message_id = %m.message_id, "provider channel message");
+                let author = m.author_id.as_deref();
+                if let Err(error) =
+                    providers.on_create(&m.channel_id, &m.message_id, author, &m.content, m.timestamp).await
+                {
+                    tracing::error!(%error, channel_id = %m.channel_id, "could not record a channel message");
+                }
             }
             GatewayEvent::MessageUpdate(m) => {
                 metrics.gateway_messages.with_label_values(&["update"]).inc();
                 tracing::debug!(channel_id = %m.channel_id, message_id = %m.message_id, "provider message edited");
+                // A partial update without text (an embed unfurled) is not an edit; Discord has no empty edits.
+                if !m.content.is_empty()
+                    && let Err(error) =
+                        providers.on_update(&m.channel_id, &m.message_id, &m.content, m.edited_timestamp).await
+                {
+                    tracing::error!(%error, channel_id = %m.channel_id, "could not record a message edit");
+                }
             }
             GatewayEvent::MessageDelete(m) => {
                 metrics.gateway_messages.with_label_values(&["delete"]).inc();
                 tracing::debug!(channel_id = %m.channel_id, message_id = %m.message_id, "provider message deleted");
+                if let Err(error) = providers.on_delete(&m.channel_id, &m.message_id).await {
+                    tracing::error!(%error, channel_id = %m.channel_id, "could not record a message deletion");
+                }
             }
         }
         while answering.try_join_next().is_some() {}

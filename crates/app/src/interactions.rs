@@ -9,15 +9,15 @@
 
 use crate::outbox::signal_view;
 use bus::{Bus, Event};
-use chrono::{DateTime, Utc};
 use discord::chart::{ChartLevels, render_png};
 use discord::interactions::{
     Incoming, InteractionUser, deferred, ephemeral_embeds, ephemeral_message, pong, update_message,
 };
 use discord::render::{CustomId, SignalView, TradeModalDefaults, ignored_message, trade_modal};
 use discord::{FollowUp, FollowUps, OutgoingFile, OutgoingMessage};
-use domain::{Candle, Clock, Entry, NotificationId, Signal};
-use engine::indicators::{Adx, Atr, BollingerBands, Indicator, Macd, Rsi};
+use domain::{Clock, Entry, NotificationId, Signal};
+// The indicator state lives in the engine so the dashboard's Details computes exactly the same numbers.
+pub use engine::{IndicatorState, indicator_state};
 use rust_decimal::prelude::ToPrimitive;
 use std::sync::Arc;
 use store::{Notification, Store, User, actions};
@@ -194,9 +194,8 @@ impl InteractionHandler {
     }
 }
 
-/// Candles read for Details: enough for every indicator below to be warm (ADX(14) needs about 28, MACD 35;
-/// RSI's and ADX's smoothing settle over a few hundred) and for the chart's last [`CHART_CANDLES`].
-pub const DETAILS_CANDLES: u32 = 300;
+/// Candles read for Details (the dashboard's Details reads as many): see [`engine::snapshot::HISTORY_CANDLES`].
+pub const DETAILS_CANDLES: u32 = engine::snapshot::HISTORY_CANDLES;
 /// Candles drawn on the Details chart.
 pub const CHART_CANDLES: usize = discord::chart::MAX_CANDLES;
 /// The chart's file name; the embed shows it as `attachment://chart.png`.
@@ -253,43 +252,6 @@ impl InteractionHandler {
         });
         deferred(true)
     }
-}
-
-/// The indicators Details shows, as they stood at the close of the signal's candle.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct IndicatorState {
-    /// Open time of the candle they were computed at.
-    pub at: DateTime<Utc>,
-    pub rsi14: Option<f64>,
-    pub macd_histogram: Option<f64>,
-    pub bollinger_percent_b: Option<f64>,
-    pub atr14: Option<f64>,
-    pub adx14: Option<f64>,
-}
-
-/// Feeds every candle, oldest first, through RSI(14), MACD(12, 26, 9), Bollinger(20, 2), ATR(14) and
-/// ADX(14); `None` without candles. A value still warming up is `None`.
-pub fn indicator_state(candles: &[Candle]) -> Option<IndicatorState> {
-    let last = candles.last()?;
-    let (mut rsi, mut macd, mut bands) = (Rsi::new(14), Macd::new(12, 26, 9), BollingerBands::new(20, 2.0));
-    let (mut atr, mut adx) = (Atr::new(14), Adx::new(14));
-    let mut state = IndicatorState {
-        at: last.time,
-        rsi14: None,
-        macd_histogram: None,
-        bollinger_percent_b: None,
-        atr14: None,
-        adx14: None,
-    };
-    for candle in candles {
-        let bar = engine::Bar::from(candle);
-        state.rsi14 = rsi.update(&bar);
-        state.macd_histogram = macd.update(&bar).and_then(|m| m.histogram);
-        state.bollinger_percent_b = bands.update(&bar).and_then(|b| b.percent_b);
-        state.atr14 = atr.update(&bar);
-        state.adx14 = adx.update(&bar).and_then(|a| a.adx);
-    }
-    Some(state)
 }
 
 struct Details {

@@ -14,6 +14,7 @@ pub mod interactions;
 pub mod metrics;
 pub mod monitor;
 pub mod outbox;
+pub mod providers;
 pub mod router;
 pub mod scanner;
 pub mod slash;

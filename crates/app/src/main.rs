@@ -90,7 +90,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scan(args) => signalpost::commands::scan::run(args),
         Command::Train(args) => signalpost::commands::train::run(args),
         Command::Backtest(args) => signalpost::commands::backtest::run(&config, args),
+        Command::Parse(args) => signalpost::commands::parse::run(args),
         Command::Trades(command) => cli::trades(&config, command).await,
         Command::Users(command) => cli::users(&config, command).await,
+        Command::Providers(command) => cli::providers(&config, command).await,
     }
 }

@@ -169,7 +169,15 @@ impl Application {
                     crate::interactions::InteractionHandler::new(store.clone(), bus.clone(), clock.clone())
                         .with_follow_ups(follow_ups.clone()),
                 );
-                tasks.spawn(crate::gateway::run(gateway, handler, notifier.clone(), metrics.clone(), shutdown.clone()));
+                let providers = crate::providers::Providers::new(store.clone(), bus.clone(), clock.clone());
+                tasks.spawn(crate::gateway::run(
+                    gateway,
+                    handler,
+                    notifier.clone(),
+                    metrics.clone(),
+                    shutdown.clone(),
+                    providers,
+                ));
             }
             let notifier: Arc<dyn discord::Notifier> = notifier;
             // Taken before the feed starts: signals stored until now waited while Discord was off, and their
@@ -313,6 +321,8 @@ pub fn dashboard_state(
             base_url: config.web.discord_oauth_base.clone().unwrap_or_else(|| crate::config::DISCORD_OAUTH_BASE.into()),
         });
     }
+    web_config.tradingview_secret =
+        config.web.tradingview_secret.as_ref().and_then(|s| web::webhooks::WebhookSecret::new(s.expose()));
     web::WebState::new(store, clock, web_config).context("could not set up the dashboard's HTTP client")
 }
 

@@ -4,9 +4,8 @@
 
 use discord::render::ENGINE_TITLE;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
-use store::{NotificationStatus, Store, TradeFilter};
+use store::{NotificationStatus, TradeFilter};
 use testkit::discord::FakeDiscord;
 use testkit::discord::interact::{InteractionSigner, button_click, modal_submit, modal_value};
 use testkit::discord::openapi::Spec;
@@ -19,25 +18,6 @@ fn signer() -> InteractionSigner {
     InteractionSigner::default()
 }
 
-fn eurusd_300() -> String {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../market/tests/data/lean_oanda_EURUSD_H1_head300.csv.gz");
-    format!("EURUSD:1h:{}", file.display())
-}
-
-async fn linked_user(store: &std::sync::Arc<dyn Store>, discord_id: &str, name: &str) -> domain::UserId {
-    let user = store.ensure_discord_user(discord_id, name).await.unwrap();
-    let settings = domain::UserSettings {
-        enabled_timeframes: vec![domain::Timeframe::H1],
-        preferred_pairs: vec![domain::Symbol::normalize("EURUSD")],
-        min_confidence: rust_decimal::Decimal::ZERO,
-        notification_cooldown_minutes: 0,
-        max_notifications_per_day: 1000,
-        ..domain::UserSettings::default()
-    };
-    store.save_settings(user.id, &settings).await.unwrap();
-    user.id
-}
-
 async fn start(fake: Option<&FakeDiscord>, url: &str) -> TestApp {
     let discord = DiscordOptions {
         token: fake.map(|_| "test-bot-token".to_string()),
@@ -48,7 +28,7 @@ async fn start(fake: Option<&FakeDiscord>, url: &str) -> TestApp {
     spawn_app_on(
         url,
         AppOptions {
-            replay_series: vec![eurusd_300()],
+            replay_series: vec![testkit::fixtures::eurusd_300_series()],
             replay_speed: 0.0,
             discord: Some(discord),
             ..AppOptions::default()
@@ -106,8 +86,8 @@ async fn a_signal_reaches_discord_and_its_buttons_open_exactly_one_trade() {
     let (url, _db) = testkit::db::fresh_database_url().await;
     let store = store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let ann = linked_user(&store, ANN, "ann").await;
-    linked_user(&store, BOB, "bob").await;
+    let ann = testkit::fixtures::eurusd_subscriber(&store, ANN, "ann").await;
+    testkit::fixtures::eurusd_subscriber(&store, BOB, "bob").await;
     let mut app = start(Some(&fake), &url).await;
     app.wait_for_replay_end().await;
 
@@ -228,7 +208,7 @@ async fn a_dm_discord_refuses_is_recorded_and_not_retried() {
     let (url, _db) = testkit::db::fresh_database_url().await;
     let store = store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let ann = linked_user(&store, ANN, "ann").await;
+    let ann = testkit::fixtures::eurusd_subscriber(&store, ANN, "ann").await;
     let mut app = start(Some(&fake), &url).await;
     app.wait_for_replay_end().await;
     let expected = store.recent_signals(1000).await.unwrap().len();
@@ -254,7 +234,7 @@ async fn a_trade_closing_at_its_take_profit_is_reported_by_dm_with_pips_money_an
     let (url, _db) = testkit::db::fresh_database_url().await;
     let store = store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let ann = linked_user(&store, ANN, "ann").await;
+    let ann = testkit::fixtures::eurusd_subscriber(&store, ANN, "ann").await;
     let opened_at = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
     let new = domain::NewTrade::new(
         ann,

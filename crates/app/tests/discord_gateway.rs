@@ -6,9 +6,8 @@
 //! and every answer here came through the gateway path.
 
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
-use store::{Store, TradeFilter};
+use store::TradeFilter;
 use testkit::discord::FakeDiscord;
 use testkit::discord::gateway::{Disconnect, FakeGateway};
 use testkit::discord::interact;
@@ -18,25 +17,6 @@ const ANN: &str = "1100000000000000000";
 const WAIT: Duration = Duration::from_secs(30);
 /// GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT.
 const INTENTS: u64 = (1 << 9) | (1 << 12) | (1 << 15);
-
-fn eurusd_300() -> String {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../market/tests/data/lean_oanda_EURUSD_H1_head300.csv.gz");
-    format!("EURUSD:1h:{}", file.display())
-}
-
-async fn linked_user(store: &std::sync::Arc<dyn Store>, discord_id: &str, name: &str) -> domain::UserId {
-    let user = store.ensure_discord_user(discord_id, name).await.unwrap();
-    let settings = domain::UserSettings {
-        enabled_timeframes: vec![domain::Timeframe::H1],
-        preferred_pairs: vec![domain::Symbol::normalize("EURUSD")],
-        min_confidence: rust_decimal::Decimal::ZERO,
-        notification_cooldown_minutes: 0,
-        max_notifications_per_day: 1000,
-        ..domain::UserSettings::default()
-    };
-    store.save_settings(user.id, &settings).await.unwrap();
-    user.id
-}
 
 /// An interaction as Discord dispatches it (the same object it posts to an Interactions Endpoint); each has
 /// its own id and token, as real ones do.
@@ -87,7 +67,7 @@ async fn start(fake: &FakeDiscord, gateway: &FakeGateway, url: &str) -> TestApp 
     spawn_app_on(
         url,
         AppOptions {
-            replay_series: vec![eurusd_300()],
+            replay_series: vec![testkit::fixtures::eurusd_300_series()],
             replay_speed: 0.0,
             discord: Some(discord),
             discord_gateway_url: Some(gateway.url()),
@@ -109,7 +89,7 @@ async fn gateway_interactions_open_one_trade_and_survive_a_dropped_connection_by
     let (url, _db) = testkit::db::fresh_database_url().await;
     let store = store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let ann = linked_user(&store, ANN, "ann").await;
+    let ann = testkit::fixtures::eurusd_subscriber(&store, ANN, "ann").await;
     let app = start(&fake, &gateway, &url).await;
 
     gateway.wait_for_identify(1, WAIT).await.unwrap();

@@ -13,7 +13,6 @@ use rust_decimal_macros::dec;
 use serde_json::Value;
 use signalpost::outbox::{Expiry, Outbox};
 use signalpost::trade_notices::{CLAIM, RunningUpdates, TradeNotices};
-use std::path::Path;
 use std::sync::Arc;
 use store::{NotificationStatus, Store, TradeNoticeKind, TradeNoticeStatus};
 use testkit::discord::{FakeDiscord, Route, ScriptedResponse};
@@ -339,11 +338,6 @@ async fn finish_routing(store: &Arc<dyn Store>) -> Vec<store::StoredSignal> {
     signals
 }
 
-fn eurusd_300() -> String {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../market/tests/data/lean_oanda_EURUSD_H1_head300.csv.gz");
-    format!("EURUSD:1h:{}", file.display())
-}
-
 #[tokio::test]
 async fn discord_switched_on_after_a_replay_sends_only_the_fresh_signals() {
     let (url, _db) = testkit::db::fresh_database_url().await;
@@ -361,7 +355,11 @@ async fn discord_switched_on_after_a_replay_sends_only_the_fresh_signals() {
     store.save_settings(ann, &settings).await.unwrap();
 
     // The replay runs with Discord off: every signal is queued for Ann, nothing sent.
-    let options = AppOptions { replay_series: vec![eurusd_300()], replay_speed: 0.0, ..AppOptions::default() };
+    let options = AppOptions {
+        replay_series: vec![testkit::fixtures::eurusd_300_series()],
+        replay_speed: 0.0,
+        ..AppOptions::default()
+    };
     let mut off = spawn_app_on(&url, options).await;
     off.wait_for_replay_end().await;
     off.stop().await;
@@ -419,7 +417,11 @@ async fn discord_switched_on_through_the_app_expires_the_stale_backlog() {
         ..domain::UserSettings::default()
     };
     store.save_settings(ann, &settings).await.unwrap();
-    let options = AppOptions { replay_series: vec![eurusd_300()], replay_speed: 0.0, ..AppOptions::default() };
+    let options = AppOptions {
+        replay_series: vec![testkit::fixtures::eurusd_300_series()],
+        replay_speed: 0.0,
+        ..AppOptions::default()
+    };
     let mut off = spawn_app_on(&url, options.clone()).await;
     off.wait_for_replay_end().await;
     off.stop().await;

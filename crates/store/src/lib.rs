@@ -17,6 +17,7 @@ mod codec;
 pub mod error;
 pub mod model;
 pub mod postgres;
+pub mod provider;
 pub mod sqlite;
 
 pub use error::{StoreError, ValidationError, redact_url};
@@ -33,8 +34,13 @@ pub use model::{LocalCredentials, NewWebSession, OAuthPending, WebSession};
 pub use model::{
     NOTIFICATION_EXPIRED, NewRunningNotice, TradeNotice, TradeNoticeId, TradeNoticeKind, TradeNoticeStatus,
 };
+pub use model::{SessionContext, TradeText, TradeTexts};
 pub use model::{TradeCursor, TradeQuery};
 pub use postgres::PgStore;
+pub use provider::{
+    NewProviderMessage, ProviderChannel, ProviderIntake, ProviderMessage, ProviderMessageKind, ProviderRevision,
+    WEBHOOK_CHANNEL,
+};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -407,6 +413,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Two redeemers of one token get one user between them.
     async fn redeem_sign_in_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<UserId>, StoreError>;
 
+    /// Replaces the user's password hash, only if it is still `current_hash` (the one the caller verified the
+    /// current password against), and ends every other session of the user, keeping `keep_session` (an id
+    /// hash), in one transaction. `Some(sessions ended)`, or `None` with nothing changed when the user has no
+    /// such hash (no credentials, no password, or a change that got there first).
+    async fn change_local_password(
+        &self,
+        user: UserId,
+        current_hash: &str,
+        new_hash: &str,
+        keep_session: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Records a failed sign-in for `username_key` at `at`, and forgets every failure (of any username) from
+    /// before `forget_before`, so the table holds only the lockout window's failures.
+    async fn record_sign_in_failure(
+        &self,
+        username_key: &str,
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// How many failed sign-ins `username_key` has strictly after `since`, across every process.
+    async fn sign_in_failures_since(&self, username_key: &str, since: DateTime<Utc>) -> Result<u32, StoreError>;
+
+    /// Forgets `username_key`'s failed sign-ins (after a successful one); returns how many.
+    async fn clear_sign_in_failures(&self, username_key: &str) -> Result<u64, StoreError>;
+
     // --- stale notifications ---
 
     /// Gives up a queued notification without sending it because its signal is too old: it becomes
@@ -473,6 +507,69 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// transaction, without history entries or notices: for seeding benchmarks and importing history, not
     /// for opening trades (use [`Store::open_trade`]). Each trade is checked as a stored row is read back.
     async fn import_trades(&self, trades: &[Trade]) -> Result<u64, StoreError>;
+
+    // --- the dashboard's data pages at scale (issue 5, item 9) ---
+
+    /// The unexpired session with this id hash, its user and the user's trades version, in one query: what
+    /// every signed-in dashboard request reads first. Nothing of it is cached, so a session ended or revoked
+    /// by any process is refused on the next request.
+    async fn web_session_context(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionContext>, StoreError>;
+
+    /// The trades of [`Store::stream_trades`] as their stored text, in batches of at most `batch_rows`, for
+    /// exports: the same rows in the same order, read as the stream is polled. A decimal that is not plain
+    /// decimal text, a non-positive price or lot size, or an unknown status is an error, as it is there.
+    fn stream_trade_texts<'a>(
+        &'a self,
+        query: &TradeQuery,
+        batch_rows: usize,
+    ) -> futures::stream::BoxStream<'a, Result<TradeTexts, StoreError>>;
+
+    // --- provider channels and webhook deliveries (issue 6) ---
+
+    /// Registers a Discord channel as a provider. [`StoreError::Conflict`] when it is registered already.
+    async fn add_provider_channel(
+        &self,
+        channel_id: &str,
+        name: &str,
+        added_by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<ProviderChannel, StoreError>;
+
+    /// Every registered provider channel, oldest first.
+    async fn provider_channels(&self) -> Result<Vec<ProviderChannel>, StoreError>;
+
+    async fn provider_channel(&self, channel_id: &str) -> Result<Option<ProviderChannel>, StoreError>;
+
+    /// Stores a message (or webhook delivery) and the signal it yields, in one transaction. A (channel,
+    /// message) stored before writes nothing and answers [`ProviderIntake::Duplicate`]: a replay never makes
+    /// a second signal. An invalid signal is refused before anything is written.
+    async fn record_provider_message(&self, new: &NewProviderMessage<'_>) -> Result<ProviderIntake, StoreError>;
+
+    /// Records an edit as a revision when its hash differs from the latest text; `false`, with nothing
+    /// written, for an unknown message or unchanged text. The original text is never overwritten.
+    async fn record_provider_edit(
+        &self,
+        channel_id: &str,
+        message_id: &str,
+        content: &str,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Marks a message deleted (the first time only); `false` for an unknown or already deleted message.
+    async fn record_provider_delete(
+        &self,
+        channel_id: &str,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// A channel's latest messages with their revisions, newest first.
+    async fn provider_messages(&self, channel_id: &str, limit: u32) -> Result<Vec<ProviderMessage>, StoreError>;
 }
 
 /// Opens the database a URL names: `sqlite:PATH` or `sqlite://PATH` (the file is created if missing) or

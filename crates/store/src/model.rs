@@ -603,3 +603,141 @@ impl TradeQuery {
         }
     }
 }
+
+// ---------- the dashboard's data pages at scale (issue 5, item 9) ----------
+
+/// A session looked up together with what a signed-in request needs next, in one query (see
+/// [`Store::web_session_context`](crate::Store::web_session_context)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionContext {
+    pub session: WebSession,
+    /// The session's user; `None` for a pre-session (or a user that no longer exists).
+    pub user: Option<User>,
+    /// The user's trades version: it changes, in the same transaction, with every write to the user's trades
+    /// by any process. 0 when their trades were never written since the counter was added (migration 0009).
+    pub trades_version: i64,
+}
+
+/// Positions of one row's texts in a [`TradeTexts`] batch; `NONE` marks a NULL.
+#[derive(Debug, Clone, Copy)]
+struct TextSpan(u32, u32);
+
+impl TextSpan {
+    const NONE: TextSpan = TextSpan(u32::MAX, u32::MAX);
+}
+
+#[derive(Debug, Clone)]
+struct TextRow {
+    id: i64,
+    signal_id: Option<i64>,
+    opened_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+    spans: [TextSpan; TEXT_FIELDS],
+}
+
+const TEXT_FIELDS: usize = 13;
+
+/// Trades as their stored text, a batch at a time, for exports (see
+/// [`Store::stream_trade_texts`](crate::Store::stream_trade_texts)): decimals are the exact decimal text the
+/// database holds (checked, not parsed and re-printed), so writing a row costs copies, not conversions, and
+/// a batch holds all its texts in one string rather than a dozen small ones per row.
+#[derive(Debug, Clone, Default)]
+pub struct TradeTexts {
+    text: String,
+    rows: Vec<TextRow>,
+}
+
+/// One trade of a [`TradeTexts`] batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeText<'a> {
+    pub id: TradeId,
+    pub symbol: &'a str,
+    pub side: &'a str,
+    pub status: &'a str,
+    pub result: Option<&'a str>,
+    /// Decimals: plain decimal text (`-?digits[.digits]`), as `Decimal`'s `Display` writes it.
+    pub lots: &'a str,
+    pub entry: &'a str,
+    pub stop_loss: Option<&'a str>,
+    pub take_profit: Option<&'a str>,
+    pub exit_price: Option<&'a str>,
+    pub opened_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub close_reason: Option<&'a str>,
+    pub pips: Option<&'a str>,
+    pub profit: Option<&'a str>,
+    pub notes: Option<&'a str>,
+    pub signal_id: Option<SignalId>,
+}
+
+/// The text columns of a [`TradeText`], in the order [`TradeTexts::push`] takes them.
+pub(crate) struct TradeTextFields<'a> {
+    pub id: i64,
+    pub signal_id: Option<i64>,
+    pub opened_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// symbol, side, status, result, lots, entry, stop_loss, take_profit, exit_price, close_reason, pips,
+    /// profit, notes.
+    pub texts: [Option<&'a str>; TEXT_FIELDS],
+}
+
+impl TradeTexts {
+    pub(crate) fn with_capacity(rows: usize) -> TradeTexts {
+        TradeTexts { text: String::with_capacity(rows * 128), rows: Vec::with_capacity(rows) }
+    }
+
+    pub(crate) fn push(&mut self, fields: TradeTextFields<'_>) {
+        let mut spans = [TextSpan::NONE; TEXT_FIELDS];
+        for (span, text) in spans.iter_mut().zip(fields.texts) {
+            if let Some(text) = text {
+                let start = self.text.len();
+                self.text.push_str(text);
+                *span = TextSpan(start as u32, self.text.len() as u32);
+            }
+        }
+        self.rows.push(TextRow {
+            id: fields.id,
+            signal_id: fields.signal_id,
+            opened_at: fields.opened_at,
+            closed_at: fields.closed_at,
+            spans,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The batch's trades, in the query's order.
+    pub fn rows(&self) -> impl Iterator<Item = TradeText<'_>> + '_ {
+        self.rows.iter().map(move |row| {
+            let text = |i: usize| {
+                let TextSpan(start, end) = row.spans[i];
+                (start != u32::MAX).then(|| &self.text[start as usize..end as usize])
+            };
+            TradeText {
+                id: TradeId(row.id),
+                symbol: text(0).unwrap_or_default(),
+                side: text(1).unwrap_or_default(),
+                status: text(2).unwrap_or_default(),
+                result: text(3),
+                lots: text(4).unwrap_or_default(),
+                entry: text(5).unwrap_or_default(),
+                stop_loss: text(6),
+                take_profit: text(7),
+                exit_price: text(8),
+                opened_at: row.opened_at,
+                closed_at: row.closed_at,
+                close_reason: text(9),
+                pips: text(10),
+                profit: text(11),
+                notes: text(12),
+                signal_id: row.signal_id.map(SignalId),
+            }
+        })
+    }
+}

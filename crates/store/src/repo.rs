@@ -1713,6 +1713,87 @@ impl Store for Backend {
         self.web_delete_user_sessions(user).await
     }
 
+    // --- provider channels and messages: the SQL is in provider_repo.rs ---
+
+    async fn add_provider_channel(
+        &self,
+        channel_id: &str,
+        name: &str,
+        added_by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<crate::ProviderChannel, StoreError> {
+        self.provider_add_channel(channel_id, name, added_by, at).await
+    }
+
+    async fn provider_channels(&self) -> Result<Vec<crate::ProviderChannel>, StoreError> {
+        Backend::provider_channels(self).await
+    }
+
+    async fn provider_channel(&self, channel_id: &str) -> Result<Option<crate::ProviderChannel>, StoreError> {
+        Backend::provider_channel(self, channel_id).await
+    }
+
+    async fn record_provider_message(
+        &self,
+        new: &crate::NewProviderMessage<'_>,
+    ) -> Result<crate::ProviderIntake, StoreError> {
+        self.provider_record_message(new).await
+    }
+
+    async fn record_provider_edit(
+        &self,
+        channel_id: &str,
+        message_id: &str,
+        content: &str,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.provider_record_edit(channel_id, message_id, content, hash, at).await
+    }
+
+    async fn record_provider_delete(
+        &self,
+        channel_id: &str,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.provider_record_delete(channel_id, message_id, at).await
+    }
+
+    async fn provider_messages(&self, channel_id: &str, limit: u32) -> Result<Vec<crate::ProviderMessage>, StoreError> {
+        Backend::provider_messages(self, channel_id, limit).await
+    }
+
+    // --- password changes and the sign-in lockout: the SQL is in credentials_repo.rs ---
+
+    async fn change_local_password(
+        &self,
+        user: UserId,
+        current_hash: &str,
+        new_hash: &str,
+        keep_session: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.credentials_change_password(user, current_hash, new_hash, keep_session, now).await
+    }
+
+    async fn record_sign_in_failure(
+        &self,
+        username_key: &str,
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.credentials_record_failure(username_key, at, forget_before).await
+    }
+
+    async fn sign_in_failures_since(&self, username_key: &str, since: DateTime<Utc>) -> Result<u32, StoreError> {
+        self.credentials_failures_since(username_key, since).await
+    }
+
+    async fn clear_sign_in_failures(&self, username_key: &str) -> Result<u64, StoreError> {
+        self.credentials_clear_failures(username_key).await
+    }
+
     async fn create_sign_in_token(
         &self,
         user: UserId,
@@ -1738,6 +1819,42 @@ impl Store for Backend {
             .fetch(&self.pool)
             .map(|row| row.map_err(op("streaming trades")).and_then(|row| trade_from_row(&row)))
             .boxed()
+    }
+
+    async fn web_session_context(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::SessionContext>, StoreError> {
+        self.web_session_with_user(id_hash, now).await
+    }
+
+    fn stream_trade_texts<'a>(
+        &'a self,
+        query: &TradeQuery,
+        batch_rows: usize,
+    ) -> futures::stream::BoxStream<'a, Result<crate::TradeTexts, StoreError>> {
+        use futures::StreamExt as _;
+        let batch_rows = batch_rows.max(1);
+        let rows = trade_query_of(TRADE_TEXT_COLUMNS, query).fetch(&self.pool);
+        // Each row is copied into the batch and dropped as soon as it arrives: a batch holds text, not rows.
+        futures::stream::unfold(Some(rows), move |rows| async move {
+            let mut rows = rows?;
+            let mut batch = crate::TradeTexts::with_capacity(batch_rows);
+            while batch.len() < batch_rows {
+                let pushed = match rows.next().await {
+                    Some(row) => {
+                        row.map_err(op("streaming trades as text")).and_then(|row| push_trade_text(&mut batch, &row))
+                    }
+                    None => return (!batch.is_empty()).then_some((Ok(batch), None)),
+                };
+                if let Err(error) = pushed {
+                    return Some((Err(error), None));
+                }
+            }
+            Some((Ok(batch), Some(rows)))
+        })
+        .boxed()
     }
 
     async fn import_trades(&self, trades: &[Trade]) -> Result<u64, StoreError> {
@@ -2085,7 +2202,15 @@ enum TradeBind {
 /// The SQL of a [`TradeQuery`]: `WHERE user_id = … AND …` in the order the history index serves
 /// (user_id, opened_at DESC, id DESC), with the keyset condition for the page after a cursor.
 fn trade_query(query: &TradeQuery) -> sqlx::query::Query<'static, Db, <Db as sqlx::Database>::Arguments> {
-    let mut sql = String::from("SELECT * FROM user_trades WHERE user_id = $1");
+    trade_query_of("*", query)
+}
+
+/// [`trade_query`] selecting `columns`.
+fn trade_query_of(
+    columns: &str,
+    query: &TradeQuery,
+) -> sqlx::query::Query<'static, Db, <Db as sqlx::Database>::Arguments> {
+    let mut sql = format!("SELECT {columns} FROM user_trades WHERE user_id = $1");
     let mut binds = vec![TradeBind::Int(query.user_id.0)];
     let mut next = |sql: &mut String, text: &str, value: TradeBind| {
         binds.push(value);
@@ -2107,10 +2232,10 @@ fn trade_query(query: &TradeQuery) -> sqlx::query::Query<'static, Db, <Db as sql
         next(&mut sql, " AND opened_at < ?", TradeBind::Time(ts(until)));
     }
     if let Some(after) = query.after {
-        // The cursor's time is bound twice rather than referenced by number: SQLite and PostgreSQL agree on that.
-        next(&mut sql, " AND (opened_at < ?", TradeBind::Time(ts(after.opened_at)));
-        next(&mut sql, " OR (opened_at = ?", TradeBind::Time(ts(after.opened_at)));
-        next(&mut sql, " AND id < ?))", TradeBind::Int(after.id.0));
+        // A row value, not `opened_at < ? OR (opened_at = ? AND id < ?)`: both planners turn it into a range
+        // of the index, where PostgreSQL read the OR as a filter and walked every newer row to reach the page.
+        next(&mut sql, " AND (opened_at, id) < (?", TradeBind::Time(ts(after.opened_at)));
+        next(&mut sql, ", ?)", TradeBind::Int(after.id.0));
     }
     sql.push_str(" ORDER BY opened_at DESC, id DESC");
     if let Some(limit) = query.limit {
@@ -2126,4 +2251,102 @@ fn trade_query(query: &TradeQuery) -> sqlx::query::Query<'static, Db, <Db as sql
         };
     }
     built
+}
+
+// ---------- trades as text, for exports (issue 5, item 9) ----------
+
+/// The columns of [`push_trade_text`], read by position. `CAST(… AS TEXT)` is PostgreSQL's own exact text
+/// of a NUMERIC and a no-op on SQLite's decimal text: either way the decimal arrives as text that needs no
+/// parsing.
+const TRADE_TEXT_COLUMNS: &str = "id, signal_id, opened_at, closed_at, symbol, side, status, result,
+    CAST(lots AS TEXT), CAST(entry AS TEXT), CAST(stop_loss AS TEXT), CAST(take_profit AS TEXT),
+    CAST(exit_price AS TEXT), close_reason, CAST(pips AS TEXT), CAST(profit AS TEXT), notes";
+
+/// The names of [`TRADE_TEXT_COLUMNS`] from the fifth on, for errors.
+const TRADE_TEXT_NAMES: [&str; 13] = [
+    "symbol",
+    "side",
+    "status",
+    "result",
+    "lots",
+    "entry",
+    "stop_loss",
+    "take_profit",
+    "exit_price",
+    "close_reason",
+    "pips",
+    "profit",
+    "notes",
+];
+
+fn at<'r, T>(row: &'r DbRow, index: usize, column: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
+{
+    const T: &str = "user_trades";
+    row.try_get(index).map_err(|e| match e {
+        sqlx::Error::ColumnDecode { source, .. } => StoreError::corrupt(T, column, source),
+        other => StoreError::Query { op: T, source: other },
+    })
+}
+
+/// Whether `text` is a decimal as `Decimal`'s `Display` writes it: an optional minus, digits without a
+/// leading zero (but for a lone one), and an optional fraction. Checking this costs a pass over a few bytes
+/// where parsing and printing cost two conversions.
+fn is_plain_decimal(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text).as_bytes();
+    let (whole, fraction) = match digits.iter().position(|b| *b == b'.') {
+        Some(dot) => (&digits[..dot], Some(&digits[dot + 1..])),
+        None => (digits, None),
+    };
+    !whole.is_empty()
+        && whole.len() <= 29
+        && whole.iter().all(u8::is_ascii_digit)
+        && (whole.len() == 1 || whole[0] != b'0')
+        && fraction.is_none_or(|f| !f.is_empty() && f.len() <= 28 && f.iter().all(u8::is_ascii_digit))
+}
+
+fn is_positive(text: &str) -> bool {
+    !text.starts_with('-') && text.bytes().any(|b| (b'1'..=b'9').contains(&b))
+}
+
+fn push_trade_text(batch: &mut crate::TradeTexts, row: &DbRow) -> Result<(), StoreError> {
+    const T: &str = "user_trades";
+    let mut texts: [Option<&str>; 13] = [None; 13];
+    for (i, (slot, column)) in texts.iter_mut().zip(TRADE_TEXT_NAMES).enumerate() {
+        *slot = at::<Option<&str>>(row, i + 4, column)?;
+    }
+    let required = |i: usize| texts[i].ok_or_else(|| StoreError::corrupt(T, TRADE_TEXT_NAMES[i], "unexpected NULL"));
+    let side = required(1)?;
+    codec::to_enum(T, "side", side, |s| Side::parse(s).ok())?;
+    codec::to_enum(T, "status", required(2)?, TradeStatus::parse)?;
+    if let Some(result) = texts[3] {
+        codec::to_enum(T, "result", result, TradeResult::parse)?;
+    }
+    if let Some(reason) = texts[9] {
+        codec::to_enum(T, "close_reason", reason, domain::CloseReason::parse)?;
+    }
+    required(0)?;
+    required(4)?;
+    required(5)?;
+    // lots, entry, stop_loss, take_profit, exit_price must be positive; pips and profit may be anything.
+    for i in 4..=11 {
+        if i == 9 {
+            continue;
+        }
+        let Some(text) = texts[i] else { continue };
+        let positive = i <= 8;
+        if !is_plain_decimal(text) || (positive && !is_positive(text)) {
+            let reason = format!("{text:?} is not a plain {}decimal", if positive { "positive " } else { "" });
+            return Err(StoreError::corrupt(T, TRADE_TEXT_NAMES[i], reason));
+        }
+    }
+    batch.push(crate::model::TradeTextFields {
+        id: at(row, 0, "id")?,
+        signal_id: at(row, 1, "signal_id")?,
+        opened_at: at(row, 2, "opened_at")?,
+        closed_at: at(row, 3, "closed_at")?,
+        texts,
+    });
+    Ok(())
 }

@@ -17,6 +17,16 @@ mod repo;
 #[path = "web_repo.rs"]
 mod web_repo;
 
+// Password changes and the sign-in lockout, compiled per backend like `repo.rs`.
+#[allow(clippy::duplicate_mod)]
+#[path = "credentials_repo.rs"]
+mod credentials_repo;
+
+// Provider channels and their messages, compiled per backend like `repo.rs`.
+#[allow(clippy::duplicate_mod)]
+#[path = "provider_repo.rs"]
+mod provider_repo;
+
 type Db = sqlx::Sqlite;
 type Backend = SqliteStore;
 

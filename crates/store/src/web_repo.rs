@@ -4,8 +4,8 @@
 
 use super::{BEGIN_WRITE, Backend, Db};
 use crate::StoreError;
-use crate::codec::ts;
-use crate::model::{LocalCredentials, NewWebSession, OAuthPending, WebSession};
+use crate::codec::{to_enum, to_lots, ts};
+use crate::model::{LocalCredentials, NewWebSession, OAuthPending, Role, SessionContext, User, WebSession};
 use chrono::{DateTime, Utc};
 use domain::UserId;
 use sqlx::Row as _;
@@ -141,6 +141,52 @@ impl Backend {
             .await
             .map_err(op("reading a web session"))?;
         row.as_ref().map(session_from_row).transpose()
+    }
+
+    /// The session, its user and the user's trades version in one round trip; see
+    /// [`Store::web_session_context`](crate::Store::web_session_context).
+    pub(crate) async fn web_session_with_user(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionContext>, StoreError> {
+        const U: &str = "users";
+        let row = sqlx::query(
+            "SELECT s.*, u.id AS u_id, u.discord_user_id AS u_discord_user_id, u.display_name AS u_display_name,
+                    u.role AS u_role, u.account_currency AS u_account_currency,
+                    CAST(u.default_lots AS TEXT) AS u_default_lots, u.created_at AS u_created_at,
+                    v.version AS trades_version
+             FROM web_sessions s
+             LEFT JOIN users u ON u.id = s.user_id
+             LEFT JOIN user_trade_versions v ON v.user_id = s.user_id
+             WHERE s.id_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(op("reading a web session and its user"))?;
+        let Some(row) = row else { return Ok(None) };
+        let session = session_from_row(&row)?;
+        let user = match get::<Option<i64>>(&row, U, "u_id")? {
+            None => None,
+            Some(id) => {
+                let role: String = get(&row, U, "u_role")?;
+                let lots: String = get(&row, U, "u_default_lots")?;
+                let lots = lots.trim().parse().map_err(|e| StoreError::corrupt(U, "default_lots", e))?;
+                Some(User {
+                    id: UserId(id),
+                    discord_user_id: get(&row, U, "u_discord_user_id")?,
+                    display_name: get(&row, U, "u_display_name")?,
+                    role: to_enum(U, "role", &role, Role::parse)?,
+                    account_currency: get(&row, U, "u_account_currency")?,
+                    default_lots: to_lots(U, "default_lots", lots)?,
+                    created_at: get(&row, U, "u_created_at")?,
+                })
+            }
+        };
+        let trades_version = get::<Option<i64>>(&row, "user_trade_versions", "trades_version")?.unwrap_or(0);
+        Ok(Some(SessionContext { session, user, trades_version }))
     }
 
     pub(crate) async fn web_touch_session(

@@ -2158,3 +2158,217 @@ mod notification_claims {
         assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
     }
 }
+
+// ---------- password changes and the shared sign-in lockout (issue 5) ----------
+
+mod credentials {
+    use super::*;
+    use store::NewWebSession;
+
+    contract!(
+        a_password_change_needs_the_current_hash_and_ends_only_the_other_sessions,
+        sign_in_failures_are_counted_per_username_in_the_window_and_forgotten,
+    );
+
+    async fn signed_in(store: &Arc<dyn Store>, id: &str, user: Option<UserId>) {
+        let new = NewWebSession {
+            id_hash: id.into(),
+            user_id: user,
+            csrf_token: format!("csrf-{id}"),
+            oauth: None,
+            next_path: None,
+            created_at: t0(),
+            expires_at: t0() + Duration::days(1),
+        };
+        store.create_web_session(&new).await.unwrap();
+    }
+
+    async fn alive(store: &Arc<dyn Store>, id: &str) -> bool {
+        store.web_session(id, t0()).await.unwrap().is_some()
+    }
+
+    async fn a_password_change_needs_the_current_hash_and_ends_only_the_other_sessions(
+        store: Arc<dyn Store>,
+        _db: &DbGuard,
+    ) {
+        let (ann, ben) = (user(&store, "ann").await, user(&store, "ben").await);
+        store.set_local_credentials(ann, "ann", Some("$argon2id$old"), t0()).await.unwrap();
+        store.set_local_credentials(ben, "ben", Some("$argon2id$ben"), t0()).await.unwrap();
+        for (id, owner) in [("ann-here", Some(ann)), ("ann-phone", Some(ann)), ("ben-1", Some(ben)), ("pre", None)] {
+            signed_in(&store, id, owner).await;
+        }
+
+        // A stale current hash (another change got there first) changes nothing at all.
+        let stale = store.change_local_password(ann, "$argon2id$wrong", "$argon2id$new", "ann-here", t0()).await;
+        assert_eq!(stale.unwrap(), None);
+        assert_eq!(
+            store.local_credentials(ann).await.unwrap().unwrap().password_hash.as_deref(),
+            Some("$argon2id$old")
+        );
+        assert!(alive(&store, "ann-phone").await);
+        assert!(matches!(
+            store.change_local_password(ann, "$argon2id$old", " ", "ann-here", t0()).await,
+            Err(StoreError::Invalid(_))
+        ));
+
+        let ended = store.change_local_password(ann, "$argon2id$old", "$argon2id$new", "ann-here", t0()).await;
+        assert_eq!(ended.unwrap(), Some(1), "ann's other session only");
+        let stored = store.local_credentials(ann).await.unwrap().unwrap();
+        assert_eq!((stored.username.as_str(), stored.password_hash.as_deref()), ("ann", Some("$argon2id$new")));
+        assert!(alive(&store, "ann-here").await, "the session that changed it stays");
+        assert!(!alive(&store, "ann-phone").await);
+        assert!(alive(&store, "ben-1").await && alive(&store, "pre").await, "nobody else's session ends");
+        assert_eq!(
+            store.local_credentials(ben).await.unwrap().unwrap().password_hash.as_deref(),
+            Some("$argon2id$ben")
+        );
+
+        // The old hash is gone, so a second change from it is refused; a user without a password has none.
+        assert_eq!(
+            store.change_local_password(ann, "$argon2id$old", "$argon2id$x", "ann-here", t0()).await.unwrap(),
+            None
+        );
+        let cid = user(&store, "cid").await;
+        store.set_local_credentials(cid, "cid", None, t0()).await.unwrap();
+        assert_eq!(store.change_local_password(cid, "", "$argon2id$x", "s", t0()).await.unwrap(), None);
+        assert_eq!(store.local_credentials(cid).await.unwrap().unwrap().password_hash, None);
+    }
+
+    async fn sign_in_failures_are_counted_per_username_in_the_window_and_forgotten(
+        store: Arc<dyn Store>,
+        _db: &DbGuard,
+    ) {
+        let window = Duration::minutes(1);
+        assert_eq!(store.sign_in_failures_since("ann", t0() - window).await.unwrap(), 0);
+        for s in [0, 10, 20] {
+            let at = t0() + Duration::seconds(s);
+            store.record_sign_in_failure("ann", at, at - window).await.unwrap();
+        }
+        let at = t0() + Duration::seconds(30);
+        store.record_sign_in_failure("ben", at, at - window).await.unwrap();
+        // Strictly after `since`: a failure exactly a window old no longer counts.
+        assert_eq!(store.sign_in_failures_since("ann", t0() - Duration::seconds(1)).await.unwrap(), 3);
+        assert_eq!(store.sign_in_failures_since("ann", t0()).await.unwrap(), 2);
+        assert_eq!(store.sign_in_failures_since("ben", t0()).await.unwrap(), 1);
+        assert_eq!(store.sign_in_failures_since("cid", t0() - window).await.unwrap(), 0);
+
+        // Recording later forgets whatever is older than the window, for every username.
+        let later = t0() + Duration::seconds(75);
+        store.record_sign_in_failure("cid", later, later - window).await.unwrap();
+        assert_eq!(
+            store.sign_in_failures_since("ann", t0() - Duration::days(1)).await.unwrap(),
+            1,
+            "only the 0:20 one"
+        );
+        assert_eq!(store.sign_in_failures_since("ben", t0() - Duration::days(1)).await.unwrap(), 1);
+
+        assert_eq!(store.clear_sign_in_failures("ann").await.unwrap(), 1);
+        assert_eq!(store.sign_in_failures_since("ann", t0() - Duration::days(1)).await.unwrap(), 0);
+        assert_eq!(store.sign_in_failures_since("ben", t0() - Duration::days(1)).await.unwrap(), 1, "ben's stay");
+    }
+}
+
+// ---------- provider channels and messages (issue 6) ----------
+
+mod providers {
+    use super::*;
+    use store::{NewProviderMessage, ProviderIntake, ProviderMessageKind};
+
+    contract!(
+        provider_channels_register_once,
+        a_replayed_provider_message_stores_one_message_and_one_signal,
+        provider_edits_are_revisions_and_deletions_are_marked,
+        an_invalid_provider_signal_writes_nothing,
+    );
+
+    fn provider_signal(channel: &str) -> Signal {
+        Signal {
+            source: SignalSource::Provider(channel.into()),
+            confidence: None,
+            model_version: None,
+            stage1_prob: None,
+            stage2_prob: None,
+            ..signal("EURUSD", t0())
+        }
+    }
+
+    fn message<'a>(id: &'a str, content: &'a str, signal: Option<&'a Signal>) -> NewProviderMessage<'a> {
+        NewProviderMessage {
+            channel_id: "111",
+            message_id: id,
+            author: Some("alice"),
+            content,
+            hash: "h1",
+            received_at: t0(),
+            kind: if signal.is_some() { ProviderMessageKind::Open } else { ProviderMessageKind::Noise },
+            outcome: "noise".into(),
+            signal,
+        }
+    }
+
+    async fn provider_channels_register_once(store: Arc<dyn Store>, _db: &DbGuard) {
+        let added = store.add_provider_channel("111", "Gold VIP", "cli", t0()).await.unwrap();
+        assert!(added.enabled);
+        assert_eq!(added.created_at, t0());
+        let again = store.add_provider_channel("111", "Other", "cli", t0()).await;
+        assert!(matches!(again, Err(StoreError::Conflict { .. })), "{again:?}");
+        store.add_provider_channel("222", "FX", "admin", t0()).await.unwrap();
+        let all = store.provider_channels().await.unwrap();
+        assert_eq!(all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["Gold VIP", "FX"]);
+        assert_eq!(store.provider_channel("222").await.unwrap().unwrap().added_by, "admin");
+        assert!(store.provider_channel("333").await.unwrap().is_none());
+        assert!(store.add_provider_channel(" ", "x", "cli", t0()).await.is_err());
+    }
+
+    async fn a_replayed_provider_message_stores_one_message_and_one_signal(store: Arc<dyn Store>, _db: &DbGuard) {
+        let signal = provider_signal("111");
+        let first = store.record_provider_message(&message("m1", "BUY EURUSD", Some(&signal))).await.unwrap();
+        let ProviderIntake::Stored { signal: Some(id) } = first else { panic!("no signal stored: {first:?}") };
+        let replay = store.record_provider_message(&message("m1", "BUY EURUSD", Some(&signal))).await.unwrap();
+        assert_eq!(replay, ProviderIntake::Duplicate { signal: Some(id) });
+        let signals = store.recent_signals(10).await.unwrap();
+        assert_eq!(signals.len(), 1, "a replay stores no second signal");
+        assert_eq!(signals[0].signal.source, SignalSource::Provider("111".into()));
+
+        let noise = store.record_provider_message(&message("m2", "gm", None)).await.unwrap();
+        assert_eq!(noise, ProviderIntake::Stored { signal: None });
+        assert_eq!(store.recent_signals(10).await.unwrap().len(), 1);
+
+        let stored = store.provider_messages("111", 10).await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[0].message_id, "m2", "newest first");
+        assert_eq!(stored[1].signal_id, Some(id));
+        assert_eq!(stored[1].outcome, format!("signal {}", id.0));
+        assert_eq!(stored[1].kind, ProviderMessageKind::Open);
+        assert_eq!(stored[1].author.as_deref(), Some("alice"));
+        assert!(store.provider_messages("222", 10).await.unwrap().is_empty());
+    }
+
+    async fn provider_edits_are_revisions_and_deletions_are_marked(store: Arc<dyn Store>, _db: &DbGuard) {
+        store.record_provider_message(&message("m1", "BUY EURUSD", None)).await.unwrap();
+        let later = t0() + Duration::minutes(5);
+        assert!(!store.record_provider_edit("111", "m1", "BUY EURUSD", "h1", later).await.unwrap(), "same hash");
+        assert!(!store.record_provider_edit("111", "nope", "x", "h9", later).await.unwrap(), "unknown message");
+        assert!(store.record_provider_edit("111", "m1", "SELL EURUSD", "h2", later).await.unwrap());
+        assert!(!store.record_provider_edit("111", "m1", "SELL EURUSD", "h2", later).await.unwrap(), "replayed edit");
+        let stored = &store.provider_messages("111", 10).await.unwrap()[0];
+        assert_eq!(stored.content, "BUY EURUSD", "the original is kept");
+        assert_eq!(stored.edited_at, Some(later));
+        assert_eq!(stored.revisions.len(), 1);
+        assert_eq!((stored.revisions[0].content.as_str(), stored.revisions[0].hash.as_str()), ("SELL EURUSD", "h2"));
+
+        let gone = later + Duration::minutes(1);
+        assert!(store.record_provider_delete("111", "m1", gone).await.unwrap());
+        assert!(!store.record_provider_delete("111", "m1", gone + Duration::minutes(1)).await.unwrap());
+        assert_eq!(store.provider_messages("111", 10).await.unwrap()[0].deleted_at, Some(gone));
+    }
+
+    async fn an_invalid_provider_signal_writes_nothing(store: Arc<dyn Store>, _db: &DbGuard) {
+        let mut signal = provider_signal("111");
+        signal.stop_loss = Some(p("1.2")); // above a long entry
+        let refused = store.record_provider_message(&message("m1", "BUY EURUSD SL 1.2", Some(&signal))).await;
+        assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+        assert!(store.provider_messages("111", 10).await.unwrap().is_empty());
+        assert!(store.recent_signals(10).await.unwrap().is_empty());
+    }
+}

@@ -2,10 +2,12 @@
 //! black-box tests of the real application on port 0, and candle fixtures. Fakes of external APIs
 //! (Discord, Binance, Alpaca, OANDA, Twelve Data, Polar) join here as the issues that need them land.
 
+pub mod alpaca;
 pub mod app;
 pub mod browser;
 pub mod db;
 pub mod discord;
+pub mod fixtures;
 pub mod wait;
 
 pub use app::{AppOptions, DiscordOptions, TestApp, spawn_app, spawn_app_on, write_candles};

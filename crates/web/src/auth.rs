@@ -16,9 +16,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use store::WebSession;
+use store::{Store, StoreError, WebSession};
 
 pub fn routes() -> Router<WebState> {
     Router::new()
@@ -33,37 +31,39 @@ pub fn routes() -> Router<WebState> {
 pub const MAX_FAILURES: usize = 10;
 pub const FAILURE_WINDOW: Duration = Duration::minutes(1);
 
-/// Failed sign-ins per username in the last minute, in this process. A guesser spread over several
-/// processes gets a few times more tries; argon2 keeps each of them expensive all the same.
-#[derive(Debug, Default)]
+/// Failed sign-ins per username in the last [`FAILURE_WINDOW`], kept in the store so every process on the
+/// database sees the same count: a guesser spread over several processes gets no more tries than one talking
+/// to a single process. Times come from the app's clock.
+#[derive(Debug, Clone, Copy)]
 pub struct FailureLimiter {
-    failures: Mutex<HashMap<String, Vec<DateTime<Utc>>>>,
+    max_failures: usize,
+    window: Duration,
+}
+
+impl Default for FailureLimiter {
+    fn default() -> Self {
+        FailureLimiter { max_failures: MAX_FAILURES, window: FAILURE_WINDOW }
+    }
 }
 
 impl FailureLimiter {
+    /// Usernames are counted as typed but trimmed and lower-cased, so `Ann ` and `ann` share one count.
     fn key(username: &str) -> String {
         username.trim().to_lowercase()
     }
 
-    pub fn is_locked(&self, username: &str, now: DateTime<Utc>) -> bool {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures
-            .get(&Self::key(username))
-            .is_some_and(|times| times.iter().filter(|t| now - **t < FAILURE_WINDOW).count() >= MAX_FAILURES)
+    pub async fn is_locked(&self, store: &dyn Store, username: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let failures = store.sign_in_failures_since(&Self::key(username), now - self.window).await?;
+        Ok(failures as usize >= self.max_failures)
     }
 
-    pub fn record(&self, username: &str, now: DateTime<Utc>) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        // Forgetting old entries keeps the map as small as the last minute's guessing.
-        failures.retain(|_, times| {
-            times.retain(|t| now - *t < FAILURE_WINDOW);
-            !times.is_empty()
-        });
-        failures.entry(Self::key(username)).or_default().push(now);
+    pub async fn record(&self, store: &dyn Store, username: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        // Forgetting what is older than the window keeps the table as small as the last minute's guessing.
+        store.record_sign_in_failure(&Self::key(username), now, now - self.window).await
     }
 
-    pub fn clear(&self, username: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&Self::key(username));
+    pub async fn clear(&self, store: &dyn Store, username: &str) -> Result<(), StoreError> {
+        store.clear_sign_in_failures(&Self::key(username)).await.map(|_| ())
     }
 }
 
@@ -181,7 +181,7 @@ async fn login(
     let next = safe_next(form.next.as_deref());
     let now = state.clock.now();
     let username = form.username.trim();
-    if state.login_failures.is_locked(username, now) {
+    if state.login_failures.is_locked(state.store.as_ref(), username, now).await? {
         let html = render_login(
             &state,
             &session,
@@ -197,10 +197,10 @@ async fn login(
     if password::verify(form.password, stored).await
         && let Some(credentials) = credentials
     {
-        state.login_failures.clear(username);
+        state.login_failures.clear(state.store.as_ref(), username).await?;
         return sign_in(&state, Some(&session), credentials.user_id, &next).await;
     }
-    state.login_failures.record(username, now);
+    state.login_failures.record(state.store.as_ref(), username, now).await?;
     let html = render_login(&state, &session, &next, username, Some("Wrong username or password.".into()))?;
     Ok((StatusCode::UNAUTHORIZED, Html(html)).into_response())
 }

@@ -10,7 +10,7 @@
 
 use crate::WebState;
 use crate::error::{ApiError, AppError};
-use crate::session::{LoadedSession, load};
+use crate::session::{LoadedSession, load_context};
 use crate::tokens::constant_time_eq;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -44,8 +44,8 @@ pub async fn require_token(State(state): State<WebState>, request: Request, next
     if path.starts_with("/static/") {
         return next.run(request).await;
     }
-    let session = match load(&state, request.headers()).await {
-        Ok(session) => session,
+    let context = match load_context(&state, request.headers()).await {
+        Ok(context) => context,
         Err(error) => return refuse(&path, error),
     };
     let mut request = if is_safe(request.method()) {
@@ -62,12 +62,12 @@ pub async fn require_token(State(state): State<WebState>, request: Request, next
             return refuse(&path, AppError::BadRequest("That form is too large.".into()));
         };
         let submitted = from_header.or_else(|| if is_form { token_in_form(&bytes) } else { None });
-        let valid = match (&session, &submitted) {
-            (Some(session), Some(token)) => constant_time_eq(&session.csrf_token, token),
+        let valid = match (&context, &submitted) {
+            (Some(context), Some(token)) => constant_time_eq(&context.session.csrf_token, token),
             _ => false,
         };
         if !valid {
-            tracing::info!(%path, has_session = session.is_some(), "refused a request without a valid CSRF token");
+            tracing::info!(%path, has_session = context.is_some(), "refused a request without a valid CSRF token");
             return refuse(
                 &path,
                 AppError::Forbidden(
@@ -78,6 +78,6 @@ pub async fn require_token(State(state): State<WebState>, request: Request, next
         }
         Request::from_parts(parts, Body::from(bytes))
     };
-    request.extensions_mut().insert(LoadedSession(session));
+    request.extensions_mut().insert(LoadedSession(context));
     next.run(request).await
 }

@@ -8,12 +8,17 @@ use crate::inbox::{InboxItem, inbox_items};
 use crate::overview::{AccountSummary, LiveSnapshot, account_summary, live_snapshot, todays_signals};
 use crate::session::CurrentUser;
 use crate::stats_page::{StatsReport, report};
-use crate::views::{HistoryParams, MAX_PAGE_SIZE, PAGE_SIZE, TradePage, trade_page};
+use crate::views::{HistoryParams, MAX_PAGE_SIZE, PAGE_SIZE, trade_page};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use domain::{Trade, TradeId};
+use domain::{Trade, TradeId, UserId};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 pub fn routes() -> Router<WebState> {
     Router::new()
@@ -25,13 +30,54 @@ pub fn routes() -> Router<WebState> {
 }
 
 /// `GET /api/trades`: a page of trades, newest first, with the same filters as `/trades`.
+///
+/// Pages are served from [`TradePageCache`] while the user's trades version (read with the session, before
+/// the page) is the one the cached page was read under; any write to the user's trades, by any process,
+/// changes the version in the same transaction, so a cached page is never older than the database.
 async fn trades(
     State(state): State<WebState>,
     user: CurrentUser,
     Query(params): Query<HistoryParams>,
-) -> Result<Json<TradePage>, ApiError> {
+) -> Result<Response, ApiError> {
     let size = params.limit.unwrap_or(PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
-    Ok(Json(trade_page(state.store.as_ref(), &params, user.id(), size).await?))
+    // Parsing first refuses bad filters before the cache is consulted, and names the page exactly.
+    let key = (user.id(), format!("{:?}", params.query(user.id(), Some(size))?));
+    if let Some(body) = state.trade_pages.get(&key, user.trades_version) {
+        return Ok(json_response(body));
+    }
+    let page = trade_page(state.store.as_ref(), &params, user.id(), size).await?;
+    let body = Bytes::from(serde_json::to_vec(&page).map_err(|e| AppError::Internal(e.to_string()))?);
+    state.trade_pages.put(key, user.trades_version, body.clone());
+    Ok(json_response(body))
+}
+
+fn json_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+/// The serialised `/api/trades` pages last read, per (user, query), each with the trades version it was read
+/// under. Bounded: when full, it starts again empty.
+#[derive(Debug, Default)]
+pub(crate) struct TradePageCache {
+    pages: Mutex<HashMap<(UserId, String), (i64, Bytes)>>,
+}
+
+impl TradePageCache {
+    /// Pages kept at most (a few MB of JSON at the default page size).
+    const CAPACITY: usize = 1024;
+
+    fn get(&self, key: &(UserId, String), version: i64) -> Option<Bytes> {
+        let pages = self.pages.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pages.get(key).filter(|(v, _)| *v == version).map(|(_, body)| body.clone())
+    }
+
+    fn put(&self, key: (UserId, String), version: i64, body: Bytes) {
+        let mut pages = self.pages.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pages.len() >= Self::CAPACITY && !pages.contains_key(&key) {
+            pages.clear();
+        }
+        pages.insert(key, (version, body));
+    }
 }
 
 /// `GET /api/trades/{id}`: one of the caller's trades.

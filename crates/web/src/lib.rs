@@ -19,14 +19,15 @@ pub mod link_code;
 pub mod live;
 pub mod oauth;
 pub mod overview;
-pub mod pages;
 pub mod password;
+pub mod providers_page;
 pub mod session;
 pub mod settings;
 pub mod stats_page;
 pub mod tokens;
 pub mod trades;
 pub mod views;
+pub mod webhooks;
 
 pub use error::{ApiError, AppError};
 pub use session::{AdminUser, CurrentUser};
@@ -64,11 +65,17 @@ pub struct WebConfig {
     pub public_url: String,
     /// `None`: Discord sign-in is off and its routes say so.
     pub discord_oauth: Option<DiscordOAuthConfig>,
+    /// The TradingView webhook's shared secret; `None`: `POST /webhooks/tradingview` refuses every alert.
+    pub tradingview_secret: Option<webhooks::WebhookSecret>,
 }
 
 impl WebConfig {
     pub fn new(public_url: &str) -> WebConfig {
-        WebConfig { public_url: public_url.trim_end_matches('/').to_string(), discord_oauth: None }
+        WebConfig {
+            public_url: public_url.trim_end_matches('/').to_string(),
+            discord_oauth: None,
+            tradingview_secret: None,
+        }
     }
 
     /// Cookies are `Secure` exactly when the dashboard is served over TLS; on plain `http://127.0.0.1`
@@ -92,6 +99,8 @@ pub struct WebState {
     /// to. `None` (see [`WebState::with_bus`]): the monitor still finds the trades in the store, and the live
     /// overview falls back to re-reading them on its interval.
     pub bus: Option<Arc<dyn bus::Bus>>,
+    /// `/api/trades` pages already serialised, valid while the user's trades version is unchanged.
+    pub(crate) trade_pages: Arc<data_api::TradePageCache>,
 }
 
 impl WebState {
@@ -107,6 +116,7 @@ impl WebState {
             http,
             login_failures: Arc::new(auth::FailureLimiter::default()),
             bus: None,
+            trade_pages: Arc::new(data_api::TradePageCache::default()),
         })
     }
 
@@ -131,7 +141,6 @@ impl WebState {
 pub fn router(state: WebState) -> Router {
     Router::new()
         .merge(auth::routes())
-        .merge(pages::routes())
         .merge(settings::routes())
         .merge(admin::routes())
         .merge(api::routes())
@@ -142,8 +151,12 @@ pub fn router(state: WebState) -> Router {
         .merge(stats_page::routes())
         .merge(data_api::routes())
         .merge(assets::routes())
+        .merge(providers_page::routes())
         // Runs before every handler above: a POST without the session's CSRF token never reaches one.
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::require_token))
         .layer(axum::middleware::from_fn(layout::security_headers))
+        // Webhooks are called by other servers with their own secret, never by a browser session, so they
+        // sit outside the CSRF check.
+        .merge(webhooks::routes())
         .with_state(state)
 }

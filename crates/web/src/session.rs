@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, Utc};
 use domain::UserId;
-use store::{NewWebSession, OAuthPending, Role, User, WebSession};
+use store::{NewWebSession, OAuthPending, Role, SessionContext, User, WebSession};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "signalpost_session";
@@ -28,9 +28,10 @@ pub const PRE_SESSION_LIFETIME: Duration = Duration::hours(1);
 /// `last_seen` is written at most this often, so reading a page is not a database write every time.
 const TOUCH_EVERY: Duration = Duration::minutes(5);
 
-/// The session the CSRF middleware already looked up for this request (`None`: no valid session).
+/// The session (with its user and trades version) the CSRF middleware already looked up for this request
+/// (`None`: no valid session).
 #[derive(Debug, Clone)]
-pub(crate) struct LoadedSession(pub Option<WebSession>);
+pub(crate) struct LoadedSession(pub Option<SessionContext>);
 
 /// The session token the browser sent, if any.
 pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
@@ -52,16 +53,28 @@ pub fn id_hash(token: &str) -> String {
 
 /// The unexpired session the request's cookie names.
 pub async fn load(state: &WebState, headers: &HeaderMap) -> Result<Option<WebSession>, AppError> {
+    Ok(load_context(state, headers).await?.map(|c| c.session))
+}
+
+/// The unexpired session the request's cookie names, with its user and their trades version, in one query.
+/// Nothing of it is cached between requests: a session ended or revoked by any process (sign-out, a
+/// password set from the command line) is refused on its very next request.
+pub async fn load_context(state: &WebState, headers: &HeaderMap) -> Result<Option<SessionContext>, AppError> {
     let Some(token) = token_from_headers(headers) else { return Ok(None) };
-    Ok(state.store.web_session(&id_hash(&token), state.clock.now()).await?)
+    Ok(state.store.web_session_context(&id_hash(&token), state.clock.now()).await?)
+}
+
+/// The session of this request: the one the middleware loaded, or a fresh lookup.
+async fn context_of_request(parts: &Parts, state: &WebState) -> Result<Option<SessionContext>, AppError> {
+    match parts.extensions.get::<LoadedSession>() {
+        Some(LoadedSession(context)) => Ok(context.clone()),
+        None => load_context(state, &parts.headers).await,
+    }
 }
 
 /// The session of this request: the one the middleware loaded, or a fresh lookup.
 pub(crate) async fn of_request(parts: &Parts, state: &WebState) -> Result<Option<WebSession>, AppError> {
-    match parts.extensions.get::<LoadedSession>() {
-        Some(LoadedSession(session)) => Ok(session.clone()),
-        None => load(state, &parts.headers).await,
-    }
+    Ok(context_of_request(parts, state).await?.map(|c| c.session))
 }
 
 fn cookie(config: &WebConfig, value: &str, max_age_seconds: i64) -> HeaderValue {
@@ -216,6 +229,9 @@ impl IntoResponse for AuthRejection {
 pub struct CurrentUser {
     pub user: User,
     pub session: WebSession,
+    /// The user's trades version read with the session (see [`SessionContext`]), before any page data:
+    /// what a cached page of their trades must match to be served.
+    pub trades_version: i64,
 }
 
 impl CurrentUser {
@@ -238,15 +254,11 @@ impl FromRequestParts<WebState> for CurrentUser {
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
         let api = is_api(parts.uri.path());
         let failed = |error: AppError| AuthRejection::Failed { error, api };
-        let session = of_request(parts, state).await.map_err(failed)?;
-        let user = match session.as_ref().and_then(|s| s.user_id) {
-            Some(id) => state.store.get_user(id).await.map_err(|e| failed(e.into()))?,
-            None => None,
-        };
-        match (session, user) {
-            (Some(session), Some(user)) => {
+        let context = context_of_request(parts, state).await.map_err(failed)?;
+        match context {
+            Some(SessionContext { session, user: Some(user), trades_version }) if session.user_id == Some(user.id) => {
                 touch(state, &session, state.clock.now()).await;
-                Ok(CurrentUser { user, session })
+                Ok(CurrentUser { user, session, trades_version })
             }
             _ if api => Err(AuthRejection::Unauthorized),
             _ => {

@@ -1,11 +1,15 @@
 //! `/settings`: every field of the signed-in user's notification settings, validated here (each message
 //! shown beside its field, with what was typed, and nothing stored until every field is valid), the
 //! delivery choice, and the Discord link status with a button that makes a fresh `/link` code.
+//!
+//! Accounts with a local password also change it here: the current password, the new one twice. A change
+//! keeps the session it was made from and signs every other session of the user out, so a password changed
+//! because it leaked also throws out whoever used it.
 
 use crate::error::AppError;
 use crate::layout::Layout;
 use crate::session::CurrentUser;
-use crate::{WebState, link_code};
+use crate::{WebState, link_code, password};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Query, State};
@@ -18,7 +22,10 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 pub fn routes() -> Router<WebState> {
-    Router::new().route("/settings", get(show).post(save)).route("/settings/link-code", post(new_link_code))
+    Router::new()
+        .route("/settings", get(show).post(save))
+        .route("/settings/link-code", post(new_link_code))
+        .route("/settings/password", post(change_password))
 }
 
 /// A checkbox or option and whether it is ticked.
@@ -208,9 +215,50 @@ struct SettingsPage {
     discord_user_id: Option<String>,
     link_code: Option<String>,
     link_code_expires: String,
+    /// Whether the account has a local password, so the password form applies.
+    has_password: bool,
+    password_errors: PasswordErrors,
+    /// Set after a change: how many other sessions it signed out.
+    password_changed: Option<u64>,
 }
 
-fn page(user: &CurrentUser, values: Values, errors: FieldErrors, saved: bool) -> SettingsPage {
+impl SettingsPage {
+    fn min_password_length(&self) -> usize {
+        password::MIN_LENGTH
+    }
+}
+
+/// A message beside each field of the password form that was wrong. Passwords are never echoed back.
+#[derive(Debug, Clone, Default)]
+struct PasswordErrors {
+    current_password: Option<String>,
+    new_password: Option<String>,
+    confirm_password: Option<String>,
+}
+
+impl PasswordErrors {
+    fn any(&self) -> bool {
+        self.current_password.is_some() || self.new_password.is_some() || self.confirm_password.is_some()
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+impl std::fmt::Debug for PasswordForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordForm { .. }")
+    }
+}
+
+fn page(user: &CurrentUser, values: Values, errors: FieldErrors, saved: bool, has_password: bool) -> SettingsPage {
     let timeframes = Timeframe::ALL
         .iter()
         .map(|tf| Choice { value: tf.as_str().into(), checked: values.timeframes.iter().any(|t| t == tf.as_str()) })
@@ -233,12 +281,22 @@ fn page(user: &CurrentUser, values: Values, errors: FieldErrors, saved: bool) ->
         discord_user_id: user.user.discord_user_id.clone(),
         link_code: None,
         link_code_expires: String::new(),
+        has_password,
+        password_errors: PasswordErrors::default(),
+        password_changed: None,
     }
+}
+
+/// The user's stored password hash, when they sign in with a local password.
+async fn password_hash(state: &WebState, user: &CurrentUser) -> Result<Option<String>, AppError> {
+    Ok(state.store.local_credentials(user.id()).await?.and_then(|c| c.password_hash))
 }
 
 #[derive(Debug, Deserialize)]
 struct ShowQuery {
     saved: Option<String>,
+    /// Other sessions a password change just signed out.
+    password_changed: Option<u64>,
 }
 
 async fn show(
@@ -247,7 +305,10 @@ async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Result<Html<String>, AppError> {
     let settings = state.store.get_settings(user.id()).await?;
-    Ok(Html(page(&user, Values::of(&settings), FieldErrors::default(), query.saved.is_some()).render()?))
+    let has_password = password_hash(&state, &user).await?.is_some();
+    let mut page = page(&user, Values::of(&settings), FieldErrors::default(), query.saved.is_some(), has_password);
+    page.password_changed = query.password_changed;
+    Ok(Html(page.render()?))
 }
 
 async fn save(
@@ -263,7 +324,8 @@ async fn save(
             Ok(Redirect::to("/settings?saved=1").into_response())
         }
         Err(errors) => {
-            let html = page(&user, values, *errors, false).render()?;
+            let has_password = password_hash(&state, &user).await?.is_some();
+            let html = page(&user, values, *errors, false, has_password).render()?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response())
         }
     }
@@ -283,10 +345,62 @@ async fn new_link_code(State(state): State<WebState>, user: CurrentUser) -> Resu
         }
     };
     let settings = state.store.get_settings(user.id()).await?;
-    let mut page = page(&user, Values::of(&settings), FieldErrors::default(), false);
+    let has_password = password_hash(&state, &user).await?.is_some();
+    let mut page = page(&user, Values::of(&settings), FieldErrors::default(), false, has_password);
     page.link_code = Some(code);
     page.link_code_expires = expires_at.format("%H:%M UTC").to_string();
     Ok(Html(page.render()?).into_response())
+}
+
+/// `POST /settings/password`: checks the current password and the new one (length rules, typed twice the
+/// same), then stores the new hash and signs out the user's other sessions; any wrong field is shown beside
+/// it with nothing changed.
+async fn change_password(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    let Some(stored) = password_hash(&state, &user).await? else {
+        return Err(AppError::BadRequest(
+            "This account has no local password to change: it signs in with Discord or a one-time link. An admin \
+             can set one with `signalpost users set-password`."
+                .into(),
+        ));
+    };
+    let mut errors = PasswordErrors::default();
+    if let Err(error) = password::check_rules(&form.new_password) {
+        errors.new_password = Some(capitalise(&format!("{error}.")));
+    }
+    if form.confirm_password != form.new_password {
+        errors.confirm_password = Some("The two new passwords are not the same.".into());
+    }
+    // Checked even when another field is wrong, so one answer lists every problem.
+    if !password::verify(form.current_password, Some(stored.clone())).await {
+        errors.current_password = Some("That is not your current password.".into());
+    }
+    if !errors.any() {
+        let hash = password::hash(form.new_password).await.map_err(|e| AppError::Internal(e.to_string()))?;
+        let now = state.clock.now();
+        match state.store.change_local_password(user.id(), &stored, &hash, &user.session.id_hash, now).await? {
+            Some(ended) => {
+                tracing::info!(user = %user.id(), other_sessions_ended = ended, "password changed on the dashboard");
+                return Ok(Redirect::to(&format!("/settings?password_changed={ended}")).into_response());
+            }
+            None => {
+                errors.current_password =
+                    Some("Your password was changed elsewhere a moment ago; nothing was changed here.".into())
+            }
+        }
+    }
+    let settings = state.store.get_settings(user.id()).await?;
+    let mut page = page(&user, Values::of(&settings), FieldErrors::default(), false, true);
+    page.password_errors = errors;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]
