@@ -2,15 +2,12 @@
 //! like `web_repo.rs`: each backend module declares this file with `#[path]`, and the `Store` implementation
 //! in `repo.rs` delegates to it.
 
+use super::repo::op;
 use super::{BEGIN_WRITE, Backend};
 use crate::StoreError;
 use crate::codec::ts;
 use chrono::{DateTime, Utc};
 use domain::UserId;
-
-fn op(name: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| StoreError::from_sqlx(name, e)
-}
 
 impl Backend {
     pub(crate) async fn credentials_change_password(

@@ -2,31 +2,15 @@
 //! each backend module declares this file with `#[path]`, and the `Store` implementation in `repo.rs`
 //! delegates to it.
 
-use super::{BEGIN_WRITE, Backend, Db};
+use super::repo::{DbRow, get, op, write_signal};
+use super::{BEGIN_WRITE, Backend};
 use crate::StoreError;
-use crate::codec::{self, Dec, ts};
+use crate::codec::ts;
 use crate::provider::{
     NewProviderMessage, ProviderChannel, ProviderIntake, ProviderMessage, ProviderMessageKind, ProviderRevision,
 };
 use chrono::{DateTime, Utc};
-use domain::{Entry, Signal, SignalId, Timeframe};
-use sqlx::Row as _;
-
-type DbRow = <Db as sqlx::Database>::Row;
-
-fn op(name: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| StoreError::from_sqlx(name, e)
-}
-
-fn get<'r, T>(row: &'r DbRow, table: &'static str, column: &'static str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
-{
-    row.try_get(column).map_err(|e| match e {
-        sqlx::Error::ColumnDecode { source, .. } => StoreError::corrupt(table, column, source),
-        other => StoreError::Query { op: table, source: other },
-    })
-}
+use domain::SignalId;
 
 fn channel_from_row(row: &DbRow) -> Result<ProviderChannel, StoreError> {
     const T: &str = "provider_channels";
@@ -152,7 +136,11 @@ impl Backend {
             return Ok(ProviderIntake::Stored { signal: None });
         };
         let key = format!("{}:{}", signal.source.to_text(), new.message_id);
-        let signal_id = insert_signal(&mut tx, signal, &key).await?;
+        // The message insert that just took proves this (channel, message) is new, so its key is unused.
+        let signal_id = write_signal(&mut *tx, signal, Some(&key)).await?.ok_or_else(|| StoreError::Conflict {
+            op: "storing a provider signal",
+            detail: "a signal already has this message's dedup key".into(),
+        })?;
         sqlx::query("UPDATE provider_messages SET signal_id = $2, outcome = $3 WHERE id = $1")
             .bind(row_id)
             .bind(signal_id.0)
@@ -273,46 +261,4 @@ impl Backend {
         }
         Ok(messages)
     }
-}
-
-/// The same row `Store::insert_signal` writes, inside the caller's transaction. The key was never used: the
-/// message insert that just took proves this (channel, message) is new.
-async fn insert_signal(
-    tx: &mut sqlx::Transaction<'_, Db>,
-    signal: &Signal,
-    dedup_key: &str,
-) -> Result<SignalId, StoreError> {
-    let (kind, price, low, high) = match signal.entry {
-        Entry::Market => ("market", None, None, None),
-        Entry::Price { price } => ("price", Some(price), None, None),
-        Entry::Zone { low, high } => ("zone", None, Some(low), Some(high)),
-    };
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO signals (symbol, timeframe, side, entry_kind, entry_price, entry_low, entry_high, stop_loss,
-             take_profits, leverage, confidence, source, model_version, stage1_prob, stage2_prob, created_at,
-             dedup_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-         RETURNING id",
-    )
-    .bind(signal.symbol.as_str())
-    .bind(signal.timeframe.map(Timeframe::as_str))
-    .bind(signal.side.as_str())
-    .bind(kind)
-    .bind(price.map(Dec::from))
-    .bind(low.map(Dec::from))
-    .bind(high.map(Dec::from))
-    .bind(signal.stop_loss.map(Dec::from))
-    .bind(codec::prices_to_json(&signal.take_profits))
-    .bind(signal.leverage.map(i64::from))
-    .bind(signal.confidence.map(Dec))
-    .bind(signal.source.to_text())
-    .bind(signal.model_version.as_deref())
-    .bind(signal.stage1_prob)
-    .bind(signal.stage2_prob)
-    .bind(ts(signal.created_at))
-    .bind(dedup_key)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(op("storing a provider signal"))?;
-    Ok(SignalId(id))
 }

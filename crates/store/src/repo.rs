@@ -32,15 +32,15 @@ use rust_decimal::Decimal;
 use sqlx::{Executor, QueryBuilder, Row as _};
 use std::sync::LazyLock;
 
-type DbRow = <Db as sqlx::Database>::Row;
+pub(super) type DbRow = <Db as sqlx::Database>::Row;
 
 /// Wraps a driver error with the operation it interrupted.
-fn op(name: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(super) fn op(name: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| StoreError::from_sqlx(name, e)
 }
 
 /// Reads a column, turning an undecodable value into [`StoreError::Corrupt`].
-fn get<'r, T>(row: &'r DbRow, table: &'static str, column: &'static str) -> Result<T, StoreError>
+pub(super) fn get<'r, T>(row: &'r DbRow, table: &'static str, column: &'static str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
 {
@@ -48,6 +48,54 @@ where
         sqlx::Error::ColumnDecode { source, .. } => StoreError::corrupt(table, column, source),
         other => StoreError::Query { op: table, source: other },
     })
+}
+
+/// Validates and writes one signal row through any executor (the pool, or a caller's transaction); `None`
+/// when another signal already holds `dedup_key`.
+pub(super) async fn write_signal<'e>(
+    executor: impl Executor<'e, Database = Db>,
+    signal: &Signal,
+    dedup_key: Option<&str>,
+) -> Result<Option<SignalId>, StoreError> {
+    signal.validate()?;
+    for p in [signal.stage1_prob, signal.stage2_prob].into_iter().flatten() {
+        if !p.is_finite() {
+            return Err(StoreError::invalid(format!("a stage probability must be a finite number, got {p}")));
+        }
+    }
+    let (kind, price, low, high) = match signal.entry {
+        Entry::Market => ("market", None, None, None),
+        Entry::Price { price } => ("price", Some(price), None, None),
+        Entry::Zone { low, high } => ("zone", None, Some(low), Some(high)),
+    };
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO signals (symbol, timeframe, side, entry_kind, entry_price, entry_low, entry_high, stop_loss,
+             take_profits, leverage, confidence, source, model_version, stage1_prob, stage2_prob, created_at,
+             dedup_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+    )
+    .bind(signal.symbol.as_str())
+    .bind(signal.timeframe.map(Timeframe::as_str))
+    .bind(signal.side.as_str())
+    .bind(kind)
+    .bind(price.map(Dec::from))
+    .bind(low.map(Dec::from))
+    .bind(high.map(Dec::from))
+    .bind(signal.stop_loss.map(Dec::from))
+    .bind(codec::prices_to_json(&signal.take_profits))
+    .bind(signal.leverage.map(i64::from))
+    .bind(signal.confidence.map(Dec))
+    .bind(signal.source.to_text())
+    .bind(signal.model_version.as_deref())
+    .bind(signal.stage1_prob)
+    .bind(signal.stage2_prob)
+    .bind(ts(signal.created_at))
+    .bind(dedup_key)
+    .fetch_optional(executor)
+    .await
+    .map_err(op("storing a signal"))?;
+    Ok(inserted.map(SignalId))
 }
 
 fn get_dec(row: &DbRow, table: &'static str, column: &'static str) -> Result<Decimal, StoreError> {
@@ -941,46 +989,9 @@ impl Store for Backend {
     }
 
     async fn insert_signal(&self, signal: &Signal, dedup_key: Option<&str>) -> Result<(SignalId, bool), StoreError> {
-        signal.validate()?;
-        for p in [signal.stage1_prob, signal.stage2_prob].into_iter().flatten() {
-            if !p.is_finite() {
-                return Err(StoreError::invalid(format!("a stage probability must be a finite number, got {p}")));
-            }
-        }
-        let (kind, price, low, high) = match signal.entry {
-            Entry::Market => ("market", None, None, None),
-            Entry::Price { price } => ("price", Some(price), None, None),
-            Entry::Zone { low, high } => ("zone", None, Some(low), Some(high)),
-        };
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO signals (symbol, timeframe, side, entry_kind, entry_price, entry_low, entry_high, stop_loss,
-                 take_profits, leverage, confidence, source, model_version, stage1_prob, stage2_prob, created_at,
-                 dedup_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-             ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-        )
-        .bind(signal.symbol.as_str())
-        .bind(signal.timeframe.map(Timeframe::as_str))
-        .bind(signal.side.as_str())
-        .bind(kind)
-        .bind(price.map(Dec::from))
-        .bind(low.map(Dec::from))
-        .bind(high.map(Dec::from))
-        .bind(signal.stop_loss.map(Dec::from))
-        .bind(codec::prices_to_json(&signal.take_profits))
-        .bind(signal.leverage.map(i64::from))
-        .bind(signal.confidence.map(Dec))
-        .bind(signal.source.to_text())
-        .bind(signal.model_version.as_deref())
-        .bind(signal.stage1_prob)
-        .bind(signal.stage2_prob)
-        .bind(ts(signal.created_at))
-        .bind(dedup_key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(op("storing a signal"))?;
+        let inserted = write_signal(&self.pool, signal, dedup_key).await?;
         if let Some(id) = inserted {
-            return Ok((SignalId(id), true));
+            return Ok((id, true));
         }
         // Only a dedup key conflict makes the insert do nothing, so the key is set and the row exists.
         let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM signals WHERE dedup_key = $1")

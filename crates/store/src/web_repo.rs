@@ -2,29 +2,13 @@
 //! both backends like `repo.rs`: each backend module declares this file with `#[path]`, and the `Store`
 //! implementation in `repo.rs` delegates its sign-in methods here.
 
-use super::{BEGIN_WRITE, Backend, Db};
+use super::repo::{DbRow, get, op};
+use super::{BEGIN_WRITE, Backend};
 use crate::StoreError;
 use crate::codec::{to_enum, to_lots, ts};
 use crate::model::{LocalCredentials, NewWebSession, OAuthPending, Role, SessionContext, User, WebSession};
 use chrono::{DateTime, Utc};
 use domain::UserId;
-use sqlx::Row as _;
-
-type DbRow = <Db as sqlx::Database>::Row;
-
-fn op(name: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| StoreError::from_sqlx(name, e)
-}
-
-fn get<'r, T>(row: &'r DbRow, table: &'static str, column: &'static str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
-{
-    row.try_get(column).map_err(|e| match e {
-        sqlx::Error::ColumnDecode { source, .. } => StoreError::corrupt(table, column, source),
-        other => StoreError::Query { op: table, source: other },
-    })
-}
 
 fn credentials_from_row(row: &DbRow) -> Result<LocalCredentials, StoreError> {
     const T: &str = "local_credentials";
