@@ -5,19 +5,18 @@
 //!
 //! Runs on SQLite, or on PostgreSQL when `TEST_DATABASE_URL` is set.
 
-use chrono::{DateTime, Duration as Span, TimeZone, Utc};
-use domain::{Candle, Entry, Price, Side, Signal, SignalSource, Symbol, Timeframe, UserId, UserSettings};
-use rust_decimal::Decimal;
+use chrono::{TimeZone, Utc};
+use domain::{Symbol, Timeframe, UserId, UserSettings};
 use rust_decimal_macros::dec;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{NewNotification, Store};
+use store::Store;
 use testkit::discord::FakeDiscord;
 use testkit::discord::interact::{self, InteractionSigner};
 use testkit::discord::openapi::Spec;
-use testkit::{AppOptions, DiscordOptions, TestApp, spawn_app_on};
+use testkit::{AppOptions, DiscordOptions, TestApp, fixtures, spawn_app_on};
 
 const ANN: &str = "1100000000000000011";
 const BOB: &str = "1100000000000000012";
@@ -92,53 +91,6 @@ async fn linked(store: &Arc<dyn Store>, discord_id: &str, name: &str) -> UserId 
     store.ensure_discord_user(discord_id, name).await.unwrap().id
 }
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 3, 4, 0, 0, 0).unwrap()
-}
-
-/// `n` EURUSD hourly candles from `t0()`, a gentle wave so every indicator has something to say.
-fn wave(n: i64) -> Vec<Candle> {
-    (0..n)
-        .map(|i| {
-            let phase = (i as f64 / 6.0).sin();
-            let open = dec!(1.0850) + Decimal::try_from(phase * 0.0030).unwrap().round_dp(5);
-            let close = open + if i % 3 == 0 { dec!(-0.0004) } else { dec!(0.0005) };
-            Candle {
-                time: t0() + Span::hours(i),
-                open,
-                high: open.max(close) + dec!(0.0003),
-                low: open.min(close) - dec!(0.0003),
-                close,
-                volume: dec!(100),
-            }
-        })
-        .collect()
-}
-
-/// An engine signal on `symbol` 1h at the close of the candle that opened at `candle_open`, and a
-/// notification of it for `user`.
-async fn notified_signal(store: &Arc<dyn Store>, user: UserId, symbol: &str, candle_open: DateTime<Utc>) -> i64 {
-    let p = |t: &str| Price::parse(t).unwrap();
-    let signal = Signal {
-        symbol: Symbol::normalize(symbol),
-        timeframe: Some(Timeframe::H1),
-        side: Side::Long,
-        entry: Entry::Price { price: p("1.08520") },
-        stop_loss: Some(p("1.08300")),
-        take_profits: vec![p("1.08960")],
-        leverage: None,
-        confidence: Some(dec!(0.4123)),
-        source: SignalSource::Engine,
-        model_version: Some("reversal-test-1".into()),
-        stage1_prob: Some(0.61),
-        stage2_prob: Some(0.4123),
-        created_at: candle_open + Span::hours(1),
-    };
-    let (signal_id, _) = store.insert_signal(&signal, None).await.unwrap();
-    let new = NewNotification { signal_id, user_id: user, symbol: Symbol::normalize(symbol), created_at: Utc::now() };
-    store.create_notification(&new).await.unwrap().unwrap().0
-}
-
 fn field<'a>(embed: &'a Value, name: &str) -> &'a str {
     embed["fields"]
         .as_array()
@@ -154,10 +106,10 @@ async fn details_defers_then_follows_up_with_the_indicator_state_and_a_png_chart
     let s = start(true).await;
     let ann = linked(&s.store, ANN, "ann").await;
     linked(&s.store, BOB, "bob").await;
-    let candles = wave(120);
+    let candles = fixtures::eurusd_wave(120);
     s.store.save_candles(&Symbol::normalize("EURUSD"), Timeframe::H1, &candles).await.unwrap();
     // The signal is on candle 99: later candles are not the signal's history and must not be used.
-    let nid = notified_signal(&s.store, ann, "EURUSD", candles[99].time).await;
+    let nid = fixtures::notified_signal(&s.store, ann, "EURUSD", candles[99].time).await;
 
     let answer = interact(&s.app, &click(ANN, &format!("details:{nid}"), "details-token")).await;
     assert_eq!(answer["type"], 5, "deferred: {answer}");
@@ -224,7 +176,7 @@ async fn details_defers_then_follows_up_with_the_indicator_state_and_a_png_chart
 async fn details_without_stored_candles_says_so_instead_of_a_chart() {
     let s = start(true).await;
     let ann = linked(&s.store, ANN, "ann").await;
-    let nid = notified_signal(&s.store, ann, "GBPUSD", t0()).await;
+    let nid = fixtures::notified_signal(&s.store, ann, "GBPUSD", fixtures::wave_start()).await;
     let answer = interact(&s.app, &click(ANN, &format!("details:{nid}"), "empty-token")).await;
     assert_eq!(answer["type"], 5);
     let followup = s.fake.wait_for_followups(1, Duration::from_secs(20)).await.unwrap().remove(0);
@@ -241,9 +193,9 @@ async fn details_without_stored_candles_says_so_instead_of_a_chart() {
 async fn without_a_bot_token_details_answers_directly_and_says_the_chart_needs_it() {
     let s = start(false).await;
     let ann = linked(&s.store, ANN, "ann").await;
-    let candles = wave(60);
+    let candles = fixtures::eurusd_wave(60);
     s.store.save_candles(&Symbol::normalize("EURUSD"), Timeframe::H1, &candles).await.unwrap();
-    let nid = notified_signal(&s.store, ann, "EURUSD", candles[59].time).await;
+    let nid = fixtures::notified_signal(&s.store, ann, "EURUSD", candles[59].time).await;
     let answer = interact(&s.app, &click(ANN, &format!("details:{nid}"), "t")).await;
     assert_eq!((answer["type"].as_u64(), answer["data"]["flags"].as_u64()), (Some(4), Some(64)), "{answer}");
     assert!(answer["data"]["content"].as_str().unwrap().contains("DISCORD_TOKEN"), "{answer}");

@@ -5,61 +5,12 @@
 
 mod web_support;
 
-use chrono::{DateTime, Duration as Span, TimeZone, Utc};
-use domain::{Candle, Entry, Price, Side, Signal, SignalSource, Symbol, Timeframe, UserId};
+use chrono::Duration as Span;
+use domain::{Symbol, Timeframe};
 use reqwest::StatusCode;
-use rust_decimal::Decimal;
-use rust_decimal_macros::dec;
-use std::sync::Arc;
-use store::{NewNotification, Role, Store};
-use testkit::{AppOptions, TestApp, spawn_app};
+use store::Role;
+use testkit::{AppOptions, TestApp, fixtures, spawn_app};
 use web_support::{WebClient, element_text, user_with_password};
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 3, 4, 0, 0, 0).unwrap()
-}
-
-/// `n` EURUSD hourly candles from `t0()`, a gentle wave so every indicator has something to say.
-fn wave(n: i64) -> Vec<Candle> {
-    (0..n)
-        .map(|i| {
-            let phase = (i as f64 / 6.0).sin();
-            let open = dec!(1.0850) + Decimal::try_from(phase * 0.0030).unwrap().round_dp(5);
-            let close = open + if i % 3 == 0 { dec!(-0.0004) } else { dec!(0.0005) };
-            Candle {
-                time: t0() + Span::hours(i),
-                open,
-                high: open.max(close) + dec!(0.0003),
-                low: open.min(close) - dec!(0.0003),
-                close,
-                volume: dec!(100),
-            }
-        })
-        .collect()
-}
-
-/// An engine signal on `symbol` 1h at the close of the candle that opened at `candle_open`, notified to `user`.
-async fn notified_signal(store: &Arc<dyn Store>, user: UserId, symbol: &str, candle_open: DateTime<Utc>) -> i64 {
-    let p = |t: &str| Price::parse(t).unwrap();
-    let signal = Signal {
-        symbol: Symbol::normalize(symbol),
-        timeframe: Some(Timeframe::H1),
-        side: Side::Long,
-        entry: Entry::Price { price: p("1.08520") },
-        stop_loss: Some(p("1.08300")),
-        take_profits: vec![p("1.08960")],
-        leverage: None,
-        confidence: Some(dec!(0.4123)),
-        source: SignalSource::Engine,
-        model_version: Some("reversal-test-1".into()),
-        stage1_prob: Some(0.61),
-        stage2_prob: Some(0.4123),
-        created_at: candle_open + Span::hours(1),
-    };
-    let (signal_id, _) = store.insert_signal(&signal, None).await.unwrap();
-    let new = NewNotification { signal_id, user_id: user, symbol: Symbol::normalize(symbol), created_at: Utc::now() };
-    store.create_notification(&new).await.unwrap().unwrap().0
-}
 
 /// The app replaying one USDJPY candle, so the only EURUSD and GBPUSD candles stored are the test's.
 async fn app() -> (TestApp, testkit::db::DbGuard, tempfile::TempDir) {
@@ -77,10 +28,10 @@ async fn app() -> (TestApp, testkit::db::DbGuard, tempfile::TempDir) {
 async fn details_show_the_indicator_state_at_the_signals_candle_and_a_chart() {
     let (app, _db, _candles) = app().await;
     let ann = user_with_password(&app.store, "ann", "ann-password", Role::User).await;
-    let candles = wave(120);
+    let candles = fixtures::eurusd_wave(120);
     app.store.save_candles(&Symbol::normalize("EURUSD"), Timeframe::H1, &candles).await.unwrap();
     // The signal is on candle 99: the 20 later candles are not its history and must not count.
-    let nid = notified_signal(&app.store, ann.id, "EURUSD", candles[99].time).await;
+    let nid = fixtures::notified_signal(&app.store, ann.id, "EURUSD", candles[99].time).await;
     let mut browser = WebClient::new(&app.address);
     assert_eq!(browser.login("ann", "ann-password").await.status, StatusCode::SEE_OTHER);
 
@@ -120,9 +71,9 @@ async fn details_without_stored_candles_say_so_and_another_users_signal_shows_no
     let (app, _db, _candles) = app().await;
     let ann = user_with_password(&app.store, "ann", "ann-password", Role::User).await;
     let bob = user_with_password(&app.store, "bob", "bob-password", Role::User).await;
-    app.store.save_candles(&Symbol::normalize("EURUSD"), Timeframe::H1, &wave(120)).await.unwrap();
-    let no_candles = notified_signal(&app.store, ann.id, "GBPUSD", t0()).await;
-    let bobs = notified_signal(&app.store, bob.id, "EURUSD", t0() + Span::hours(99)).await;
+    app.store.save_candles(&Symbol::normalize("EURUSD"), Timeframe::H1, &fixtures::eurusd_wave(120)).await.unwrap();
+    let no_candles = fixtures::notified_signal(&app.store, ann.id, "GBPUSD", fixtures::wave_start()).await;
+    let bobs = fixtures::notified_signal(&app.store, bob.id, "EURUSD", fixtures::wave_start() + Span::hours(99)).await;
     let mut browser = WebClient::new(&app.address);
     assert_eq!(browser.login("ann", "ann-password").await.status, StatusCode::SEE_OTHER);
 
