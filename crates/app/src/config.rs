@@ -35,7 +35,7 @@ pub struct Config {
     /// `sqlite://signalpost.db` or `postgres://…`.
     pub database_url: Secret,
     pub bind: String,
-    /// `replay` is the only feed this version has; live feeds come with their issue.
+    /// `replay` (the default) or `binance`; `oanda` and `twelvedata` are refused until they are built.
     pub feed: String,
     pub nats_url: Option<String>,
     /// Subject prefix on NATS, so several deployments can share one server.
@@ -46,7 +46,13 @@ pub struct Config {
     pub monitor: MonitorConfig,
     pub discord: DiscordConfig,
     pub binance: ExchangeConfig,
+    /// The live Binance market feed (`SIGNALPOST_FEED=binance`); its REST base is `binance.base_url`.
+    #[serde(default)]
+    pub binance_feed: BinanceFeedSettings,
     pub alpaca: ExchangeConfig,
+    /// `SIGNALPOST_SECRET_KEY`: base64 of 32 bytes, the key that seals followers' broker API keys. Unset:
+    /// `signalpost.key` in the data directory (the SQLite file's, else the working directory), generated on
+    /// first start.
     pub secret_key: Option<Secret>,
     /// A reversal model file to use instead of the one that ships with the binary.
     pub model_path: Option<std::path::PathBuf>,
@@ -133,6 +139,35 @@ pub struct ExchangeConfig {
     pub base_url: Option<String>,
 }
 
+/// The live Binance feed. The pairs it streams come from the users' settings at start (their preferred pairs
+/// × enabled timeframes, USDT crypto pairs only), plus `pairs`; with no users and no `pairs`, BTCUSDT 1h.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct BinanceFeedSettings {
+    /// `spot` or `futures` (USDⓈ-M).
+    pub market: String,
+    /// The WebSocket base (`BINANCE_STREAM_URL`); unset: Binance's for the market.
+    pub stream_url: Option<String>,
+    /// Extra `SYMBOL:TIMEFRAME` pairs to stream whatever the settings say.
+    pub pairs: Vec<String>,
+    /// Candles fetched for a pair the candle store has none of.
+    pub warmup_candles: u32,
+    /// Binance ends connections after 24 hours; ours are retired after this many seconds.
+    pub connection_lifetime_secs: u64,
+}
+
+impl Default for BinanceFeedSettings {
+    fn default() -> Self {
+        BinanceFeedSettings {
+            market: "spot".into(),
+            stream_url: None,
+            pairs: Vec::new(),
+            warmup_candles: 300,
+            connection_lifetime_secs: 23 * 3600 + 50 * 60,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -146,6 +181,7 @@ impl Default for Config {
             monitor: MonitorConfig { sync_interval_ms: 1000, full_reload_every: 30 },
             discord: DiscordConfig::default(),
             binance: ExchangeConfig::default(),
+            binance_feed: BinanceFeedSettings::default(),
             alpaca: ExchangeConfig::default(),
             secret_key: None,
             model_path: None,
@@ -174,6 +210,8 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("BINANCE_API_KEY", "binance.api_key"),
     ("BINANCE_API_SECRET", "binance.api_secret"),
     ("BINANCE_BASE_URL", "binance.base_url"),
+    ("BINANCE_STREAM_URL", "binance_feed.stream_url"),
+    ("SIGNALPOST_BINANCE_MARKET", "binance_feed.market"),
     ("ALPACA_API_KEY_ID", "alpaca.api_key"),
     ("ALPACA_API_SECRET_KEY", "alpaca.api_secret"),
     ("ALPACA_BASE_URL", "alpaca.base_url"),
@@ -204,7 +242,11 @@ impl Config {
             .split(".");
         // The replay lists are comma-separated, which figment's env provider would not split.
         let mut figment = Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(&file)).merge(env);
-        for (var, key) in [("SIGNALPOST_REPLAY_SERIES", "replay.series"), ("SIGNALPOST_REPLAY_TICKS", "replay.ticks")] {
+        for (var, key) in [
+            ("SIGNALPOST_REPLAY_SERIES", "replay.series"),
+            ("SIGNALPOST_REPLAY_TICKS", "replay.ticks"),
+            ("SIGNALPOST_BINANCE_PAIRS", "binance_feed.pairs"),
+        ] {
             if let Ok(value) = std::env::var(var) {
                 let list: Vec<String> =
                     value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
@@ -219,11 +261,20 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.feed != "replay" {
+        if self.feed != "replay" && self.feed != "binance" {
             anyhow::bail!(
-                "SIGNALPOST_FEED={:?} is not available in this version: only `replay` is implemented; \
-                 the binance, oanda and twelvedata feeds are tracked as open work",
+                "SIGNALPOST_FEED={:?} is not available in this version: `replay` and `binance` are implemented; \
+                 the oanda and twelvedata feeds are tracked as open work",
                 self.feed
+            );
+        }
+        if self.binance_feed.market != "spot" && self.binance_feed.market != "futures" {
+            anyhow::bail!("SIGNALPOST_BINANCE_MARKET must be spot or futures, got {:?}", self.binance_feed.market);
+        }
+        if self.binance_feed.connection_lifetime_secs == 0 || self.binance_feed.connection_lifetime_secs > 24 * 3600 {
+            anyhow::bail!(
+                "binance_feed.connection_lifetime_secs must be between 1 and 86400 (Binance's 24-hour limit), got {}",
+                self.binance_feed.connection_lifetime_secs
             );
         }
         if !(self.replay.speed >= 0.0 && self.replay.speed.is_finite()) {
@@ -301,7 +352,30 @@ mod tests {
 
     #[test]
     fn unimplemented_feeds_are_refused_plainly() {
-        let c = Config { feed: "binance".into(), ..Config::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("only `replay`"));
+        for feed in ["oanda", "twelvedata", "bloomberg"] {
+            let c = Config { feed: feed.into(), ..Config::default() };
+            let refused = c.validate().unwrap_err().to_string();
+            assert!(refused.contains(feed) && refused.contains("not available"), "{refused}");
+        }
+        Config { feed: "binance".into(), ..Config::default() }.validate().unwrap();
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type.
+    fn the_binance_feed_is_configured_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SIGNALPOST_FEED", "binance");
+            jail.set_env("BINANCE_STREAM_URL", "ws://127.0.0.1:9");
+            jail.set_env("SIGNALPOST_BINANCE_MARKET", "futures");
+            jail.set_env("SIGNALPOST_BINANCE_PAIRS", "BTCUSDT:1h, ETHUSDT:4h");
+            let c = Config::load().unwrap();
+            assert_eq!(c.feed, "binance");
+            assert_eq!(c.binance_feed.stream_url.as_deref(), Some("ws://127.0.0.1:9"));
+            assert_eq!(c.binance_feed.market, "futures");
+            assert_eq!(c.binance_feed.pairs, vec!["BTCUSDT:1h", "ETHUSDT:4h"]);
+            jail.set_env("SIGNALPOST_BINANCE_MARKET", "margin");
+            assert!(format!("{:#}", Config::load().unwrap_err()).contains("spot or futures"));
+            Ok(())
+        });
     }
 }

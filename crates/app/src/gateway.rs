@@ -57,14 +57,15 @@ pub async fn run(
             GatewayEvent::Interaction(body) => {
                 answering.spawn(answer(handler.clone(), notifier.clone(), metrics.clone(), body));
             }
-            // The provider copier will take these from here; until it lands they are only counted.
+            // Stored here; the copier picks up the signals and updates from the bus.
             // Handled in order, one at a time: an edit must not overtake the message it edits.
             GatewayEvent::MessageCreate(m) => {
                 metrics.gateway_messages.with_label_values(&["create"]).inc();
                 tracing::debug!(channel_id = %m.channel_id, message_id = %m.message_id, "provider channel message");
                 let author = m.author_id.as_deref();
+                let reply_to = m.reply_to.as_deref();
                 if let Err(error) =
-                    providers.on_create(&m.channel_id, &m.message_id, author, &m.content, m.timestamp).await
+                    providers.on_create(&m.channel_id, &m.message_id, author, &m.content, m.timestamp, reply_to).await
                 {
                     tracing::error!(%error, channel_id = %m.channel_id, "could not record a channel message");
                 }

@@ -8,6 +8,7 @@ pub mod candle_store;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod copier;
 pub mod gateway;
 pub mod http;
 pub mod interactions;

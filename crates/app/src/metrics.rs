@@ -1,6 +1,8 @@
 //! Prometheus metrics, served as text on `/metrics`.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -22,6 +24,10 @@ pub struct Metrics {
     pub trade_notices: IntCounterVec,
     /// Running updates queued.
     pub running_updates_queued: IntCounter,
+    /// Live feeds, by `feed`: seconds from a candle's close to its arrival, reconnects, candles filled by REST.
+    pub feed_lag_seconds: HistogramVec,
+    pub feed_reconnects: IntCounterVec,
+    pub feed_gaps_filled: IntCounterVec,
 }
 
 impl Metrics {
@@ -73,6 +79,23 @@ impl Metrics {
             IntCounter::new("running_updates_queued_total", "Still-running trade updates queued").unwrap();
         registry.register(Box::new(trade_notices.clone())).expect("unique metric names");
         registry.register(Box::new(running_updates_queued.clone())).expect("unique metric names");
+        let feed_lag_seconds = HistogramVec::new(
+            HistogramOpts::new("feed_lag_seconds", "From a live candle's close time to its arrival from the feed")
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0]),
+            &["feed"],
+        )
+        .unwrap();
+        let feed_reconnects =
+            IntCounterVec::new(Opts::new("feed_reconnects_total", "Live feed reconnections"), &["feed"]).unwrap();
+        let feed_gaps_filled = IntCounterVec::new(
+            Opts::new("feed_gaps_filled_total", "Candles missed by a live stream and fetched by REST"),
+            &["feed"],
+        )
+        .unwrap();
+        registry.register(Box::new(feed_lag_seconds.clone())).expect("unique metric names");
+        for c in [&feed_reconnects, &feed_gaps_filled] {
+            registry.register(Box::new(c.clone())).expect("unique metric names");
+        }
         Metrics {
             registry,
             ticks,
@@ -87,6 +110,9 @@ impl Metrics {
             gateway_interactions,
             trade_notices,
             running_updates_queued,
+            feed_lag_seconds,
+            feed_reconnects,
+            feed_gaps_filled,
         }
     }
 
@@ -94,6 +120,20 @@ impl Metrics {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
         String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+}
+
+impl market::FeedObserver for Metrics {
+    fn reconnected(&self, feed: &str) {
+        self.feed_reconnects.with_label_values(&[feed]).inc();
+    }
+
+    fn gap_filled(&self, feed: &str, candles: u64) {
+        self.feed_gaps_filled.with_label_values(&[feed]).inc_by(candles);
+    }
+
+    fn candle_lag(&self, feed: &str, lag: std::time::Duration) {
+        self.feed_lag_seconds.with_label_values(&[feed]).observe(lag.as_secs_f64());
     }
 }
 

@@ -231,7 +231,10 @@ impl PositionMonitor {
         match event {
             Event::TradeOpened { trade } => self.watch(&trade),
             Event::TradeClosed { trade } | Event::TradeCancelled { trade } => self.unwatch(trade.id),
-            Event::CandleClosed { .. } | Event::FeedFinished { .. } | Event::SignalCreated { .. } => {}
+            Event::CandleClosed { .. }
+            | Event::FeedFinished { .. }
+            | Event::SignalCreated { .. }
+            | Event::ProviderUpdate { .. } => {}
         }
     }
 

@@ -3,8 +3,9 @@
 //! and announced on the bus so the router fans it out like an engine signal. Edits and deletions are recorded
 //! beside the original, never over it, so a provider cannot quietly rewrite its history.
 //!
-//! Updates and closes are recorded with the actions they ask for; applying them to followers' trades is the
-//! copier's job, which is not built yet, and the stored outcome says so.
+//! Updates and closes are recorded with the actions they ask for and announced as
+//! [`Event::ProviderUpdate`]; the copier (`crate::copier`) applies them to followers' trades and replaces the
+//! stored outcome with what it did.
 
 use bus::{Bus, Event};
 use chrono::{DateTime, Utc};
@@ -50,7 +51,8 @@ impl Providers {
         Ok(self.store.provider_channel(channel_id).await?.is_some_and(|c| c.enabled))
     }
 
-    /// A MESSAGE_CREATE. `at` is Discord's timestamp when it gave one, else now.
+    /// A MESSAGE_CREATE. `at` is Discord's timestamp when it gave one, else now; `reply_to` the message it
+    /// replies to, which names the signal an update means.
     pub async fn on_create(
         &self,
         channel_id: &str,
@@ -58,6 +60,7 @@ impl Providers {
         author: Option<&str>,
         content: &str,
         at: Option<DateTime<Utc>>,
+        reply_to: Option<&str>,
     ) -> Result<Intake, StoreError> {
         if !self.is_provider(channel_id).await? {
             return Ok(Intake::NotAProvider);
@@ -86,6 +89,7 @@ impl Providers {
             kind,
             outcome: outcome.clone(),
             signal: signal.as_ref(),
+            reply_to,
         };
         match self.store.record_provider_message(&new).await? {
             ProviderIntake::Duplicate { .. } => Ok(Intake::Duplicate),
@@ -95,6 +99,15 @@ impl Providers {
                         "provider signal stored");
                     if let Err(error) = self.bus.publish(Event::SignalCreated { signal_id, signal }).await {
                         tracing::warn!(%error, "could not announce a provider signal; the router will find it in the store");
+                    }
+                }
+                if matches!(kind, ProviderMessageKind::Update | ProviderMessageKind::Close) {
+                    let event = Event::ProviderUpdate {
+                        channel_id: channel_id.to_string(),
+                        message_id: message_id.to_string(),
+                    };
+                    if let Err(error) = self.bus.publish(event).await {
+                        tracing::warn!(%error, channel_id, message_id, "could not hand a provider update to the copier");
                     }
                 }
                 if kind == ProviderMessageKind::Refused {

@@ -97,6 +97,10 @@ pub struct ScannerService {
     subscriptions: Subscriptions,
     refreshed_at: Option<DateTime<Utc>>,
     pub signals_stored: Option<prometheus::IntCounter>,
+    /// On a live feed, candles that closed longer ago than their timeframe (a start-up backfill) only warm
+    /// the indicators: a signal on them would reach users hours late. `false` for a replay, whose whole
+    /// history is in the past by design.
+    pub warm_up_only_stale_candles: bool,
 }
 
 impl std::fmt::Debug for ScannerService {
@@ -116,6 +120,7 @@ impl ScannerService {
             subscriptions: Subscriptions::default(),
             refreshed_at: None,
             signals_stored: None,
+            warm_up_only_stale_candles: false,
         }
     }
 
@@ -133,6 +138,11 @@ impl ScannerService {
         }
     }
 
+    fn is_stale(&self, candle: &domain::Candle, timeframe: Timeframe) -> bool {
+        let age = self.clock.now() - candle.close_time(timeframe);
+        age > chrono::Duration::seconds(timeframe.seconds())
+    }
+
     /// Runs the engine on one closed candle; stores and announces the signal if someone subscribes to it.
     pub async fn on_candle(&mut self, symbol: &Symbol, timeframe: Timeframe, candle: &domain::Candle) {
         let Ok(instrument) = InstrumentRegistry::global().get(symbol.as_str()) else { return };
@@ -142,6 +152,10 @@ impl ScannerService {
             .entry((symbol.clone(), timeframe))
             .or_insert_with(|| ReversalScanner::new(model, timeframe.seconds()));
         let Some(found) = scanner.on_bar(&engine::Bar::from(candle)) else { return };
+        if self.warm_up_only_stale_candles && self.is_stale(candle, timeframe) {
+            tracing::debug!(%symbol, %timeframe, time = %candle.time, "signal on a backfilled candle not sent");
+            return;
+        }
         self.refresh_subscriptions().await;
         if !self.subscriptions.wants(symbol, timeframe) {
             return;

@@ -100,8 +100,12 @@ impl Application {
         bus: Arc<dyn Bus>,
     ) -> anyhow::Result<Application> {
         let store = open_store(&config).await?;
-        let feed = replay_feed(&config)?;
         let metrics = Metrics::new();
+        let feed: Box<dyn market::MarketFeed> = match config.feed.as_str() {
+            "binance" => Box::new(binance_feed(&config, store.as_ref(), clock.clone(), &metrics).await?),
+            _ => Box::new(replay_feed(&config)?),
+        };
+        let replay = config.feed == "replay";
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
@@ -129,6 +133,7 @@ impl Application {
         tracing::info!(model = %model.version, "reversal model loaded");
         let mut scanner = ScannerService::new(store.clone(), bus.clone(), clock.clone(), model);
         scanner.signals_stored = Some(metrics.signals_stored.clone());
+        scanner.warm_up_only_stale_candles = config.feed != "replay";
         let (candle_tx, candle_rx) = mpsc::channel(1024);
         let (candles_done_tx, candles_done) = oneshot::channel::<()>();
         let scanner_shutdown = shutdown.clone();
@@ -142,6 +147,21 @@ impl Application {
         let outbox_wake = Arc::new(tokio::sync::Notify::new());
         let signals = bus.subscribe().await.context("the router could not subscribe to the bus")?;
         tasks.spawn(crate::router::run(store.clone(), clock.clone(), signals, outbox_wake.clone(), shutdown.clone()));
+        // The copier: provider and webhook signals become orders on followers' brokers, and their updates are
+        // applied to the copied trades. Subscribed here, before the gateway or the webhook can publish.
+        let cipher = key_cipher(&config)?;
+        let quotes = Arc::new(broker::InMemoryQuotes::new());
+        let copier_events = bus.subscribe().await.context("the copier could not subscribe to the bus")?;
+        let brokers = crate::copier::BrokerDirectory::new(
+            crate::copier::BrokerUrls {
+                alpaca: config.alpaca.base_url.clone(),
+                binance: config.binance.base_url.clone(),
+            },
+            cipher.clone(),
+            quotes.clone(),
+        );
+        let copier = crate::copier::Copier::new(store.clone(), bus.clone(), clock.clone(), quotes.clone(), brokers);
+        tasks.spawn(copier.run(copier_events, shutdown.clone()));
         // Deferred interaction answers (Details' chart) are sent as follow-ups, which need the bot's client and
         // the application id.
         let mut follow_ups: Option<Arc<dyn discord::FollowUps>> = None;
@@ -209,6 +229,7 @@ impl Application {
         let publish_candles = config.nats_url.is_some();
         tasks.spawn(pump(
             feed_rx,
+            quotes,
             tick_tx,
             candle_tx,
             candle_writer.sender,
@@ -223,15 +244,16 @@ impl Application {
             // tick and the scanner has scanned every candle.
             match feed.run(feed_tx, feed_shutdown).await {
                 Ok(stats) => {
-                    tracing::info!(candles = stats.candles, ticks = stats.ticks, end = ?stats.end, "replay feed stopped");
+                    tracing::info!(candles = stats.candles, ticks = stats.ticks, end = ?stats.end, "market feed stopped");
                 }
-                Err(error) => tracing::error!(%error, "replay feed failed"),
+                Err(error) => tracing::error!(%error, "market feed failed"),
             }
         });
         let (end_bus, end_metrics) = (bus.clone(), metrics.clone());
         tasks.spawn(async move {
             // The writer ends once the pump (its only sender) has passed on the last candle and it was stored.
-            if ticks_done.await.is_ok() && candles_done.await.is_ok() && candles_stored.await.is_ok() {
+            // A live feed ends only at shutdown, which is no "end of the market data".
+            if replay && ticks_done.await.is_ok() && candles_done.await.is_ok() && candles_stored.await.is_ok() {
                 end_metrics.replay_finished.set(1);
                 if let Err(error) = end_bus.publish(Event::FeedFinished { feed: "replay".into() }).await {
                     tracing::warn!(%error, "could not announce the end of the feed");
@@ -252,7 +274,8 @@ impl Application {
             })),
             None => None,
         };
-        let dashboard = dashboard_state(&config, store.clone(), clock.clone(), address)?.with_bus(bus.clone());
+        let dashboard =
+            dashboard_state(&config, store.clone(), clock.clone(), address)?.with_bus(bus.clone()).with_cipher(cipher);
         if config.web.first_run_admin {
             first_run_admin(store.as_ref(), &dashboard.config.public_url, clock.now()).await?;
         }
@@ -305,6 +328,32 @@ impl Application {
     }
 }
 
+/// Where the server keeps files of its own (the generated secret key): the SQLite database's directory, or
+/// the working directory for PostgreSQL.
+pub fn data_dir(database_url: &str) -> std::path::PathBuf {
+    let path = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"));
+    let file = path.map(|p| p.split('?').next().unwrap_or(p)).filter(|p| !p.is_empty() && *p != ":memory:");
+    match file.and_then(|f| std::path::Path::new(f).parent()) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
+/// The key that seals followers' broker keys: `SIGNALPOST_SECRET_KEY` (base64, 32 bytes), else
+/// `signalpost.key` in the data directory, generated on first start.
+pub fn key_cipher(config: &Config) -> anyhow::Result<Arc<store::KeyCipher>> {
+    let cipher = match &config.secret_key {
+        Some(key) => store::KeyCipher::from_base64(key.expose().trim())
+            .context("SIGNALPOST_SECRET_KEY is not a base64 key of 32 bytes")?,
+        None => {
+            let path = data_dir(config.database_url.expose()).join("signalpost.key");
+            store::KeyCipher::load_or_create(&path)
+                .with_context(|| format!("could not read or create the secret key file {}", path.display()))?
+        }
+    };
+    Ok(Arc::new(cipher))
+}
+
 /// The dashboard's state from configuration; the public URL defaults to the listener's own address.
 pub fn dashboard_state(
     config: &Config,
@@ -355,6 +404,7 @@ pub async fn first_run_admin(
 #[allow(clippy::too_many_arguments)]
 async fn pump(
     mut feed: mpsc::Receiver<FeedEvent>,
+    quotes: Arc<broker::InMemoryQuotes>,
     ticks: mpsc::Sender<domain::Tick>,
     candles: mpsc::Sender<ClosedCandle>,
     stored: mpsc::Sender<crate::candle_store::StoredCandle>,
@@ -367,6 +417,8 @@ async fn pump(
     while let Some(event) = feed.recv().await {
         match event {
             FeedEvent::Tick(tick) => {
+                // The copier's paper brokers and market-entry sizing read the latest quote from here.
+                quotes.update(&tick);
                 if ticks.send(tick).await.is_err() {
                     break;
                 }
@@ -412,4 +464,91 @@ async fn pump(
             }
         }
     }
+}
+
+/// The pairs the Binance feed streams: every enabled user's preferred pairs (all USDT crypto pairs when they
+/// named none) × their enabled timeframes (all when none), crypto only, plus `binance_feed.pairs`; BTCUSDT 1h
+/// when that leaves nothing. Read once at start: a changed setting takes effect on the next restart.
+///
+/// Only the finest timeframe of each symbol is streamed: the pump resamples every series into all coarser
+/// timeframes, so streaming 1h and 4h of one symbol would hand the scanner each 4h candle twice.
+pub async fn binance_pairs(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<(Symbol, Timeframe)>> {
+    let registry = InstrumentRegistry::global();
+    let binance_symbol = |symbol: &Symbol| {
+        registry.get(symbol.as_str()).is_ok_and(|i| i.asset_class == domain::AssetClass::Crypto && i.quote == "USDT")
+    };
+    let all_crypto: Vec<Symbol> = (0..u16::MAX)
+        .map_while(|i| registry.by_index(i))
+        .filter(|i| i.asset_class == domain::AssetClass::Crypto && i.quote == "USDT")
+        .map(|i| i.symbol.clone())
+        .collect();
+    let mut pairs = std::collections::BTreeSet::new();
+    let users = store.users_with_settings().await.context("could not read users' settings for the Binance feed")?;
+    for (_, settings) in users.iter().filter(|(_, s)| s.notifications_enabled) {
+        let symbols = if settings.preferred_pairs.is_empty() { &all_crypto } else { &settings.preferred_pairs };
+        let timeframes: &[Timeframe] =
+            if settings.enabled_timeframes.is_empty() { &Timeframe::ALL } else { &settings.enabled_timeframes };
+        for symbol in symbols.iter().filter(|s| binance_symbol(s)) {
+            for timeframe in timeframes {
+                pairs.insert((symbol.clone(), *timeframe));
+            }
+        }
+    }
+    for spec in &config.binance_feed.pairs {
+        let (symbol, timeframe) =
+            spec.split_once(':').with_context(|| format!("binance pair {spec:?} is not SYMBOL:TIMEFRAME"))?;
+        let timeframe = Timeframe::parse(timeframe).with_context(|| format!("binance pair {spec:?}"))?;
+        pairs.insert((Symbol::normalize(symbol), timeframe));
+    }
+    if pairs.is_empty() {
+        pairs.insert((Symbol::normalize("BTCUSDT"), Timeframe::H1));
+    }
+    let mut finest: std::collections::BTreeMap<Symbol, Timeframe> = std::collections::BTreeMap::new();
+    for (symbol, timeframe) in pairs {
+        let entry = finest.entry(symbol).or_insert(timeframe);
+        if timeframe.seconds() < entry.seconds() {
+            *entry = timeframe;
+        }
+    }
+    Ok(finest.into_iter().collect())
+}
+
+/// The live Binance feed, resuming each pair after the last candle the store holds.
+pub async fn binance_feed(
+    config: &Config,
+    store: &dyn Store,
+    clock: Arc<dyn Clock>,
+    metrics: &Metrics,
+) -> anyhow::Result<market::BinanceFeed> {
+    let market = if config.binance_feed.market == "futures" {
+        market::BinanceMarket::UsdFutures
+    } else {
+        market::BinanceMarket::Spot
+    };
+    let pairs = binance_pairs(config, store).await?;
+    let mut feed_config = market::BinanceFeedConfig::new(market, pairs.clone());
+    if let Some(url) = &config.binance.base_url {
+        feed_config.rest_url = url.clone();
+    }
+    if let Some(url) = &config.binance_feed.stream_url {
+        feed_config.stream_url = url.clone();
+    }
+    feed_config.warmup_candles = config.binance_feed.warmup_candles;
+    feed_config.connection_lifetime = Duration::from_secs(config.binance_feed.connection_lifetime_secs);
+    for (symbol, timeframe) in &pairs {
+        if let Some(last) = store
+            .last_candle_time(symbol, *timeframe)
+            .await
+            .with_context(|| format!("could not read the last stored {symbol} {timeframe} candle"))?
+        {
+            feed_config.resume_after.insert((symbol.clone(), *timeframe), last);
+        }
+    }
+    tracing::info!(pairs = pairs.len(), ?market, "Binance feed configured");
+    let feed = market::BinanceFeed::new(feed_config, clock)
+        .context("the Binance feed cannot serve the configured pairs")?
+        .with_observer(Arc::new(metrics.clone()));
+    // An instrument Binance does not list is an error at start, not a silent empty stream.
+    feed.check_instruments().await.context("the Binance feed cannot start")?;
+    Ok(feed)
 }

@@ -343,16 +343,7 @@ async fn discord_switched_on_after_a_replay_sends_only_the_fresh_signals() {
     let (url, _db) = testkit::db::fresh_database_url().await;
     let store = store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let ann = store.ensure_discord_user(ANN, "ann").await.unwrap().id;
-    let settings = domain::UserSettings {
-        enabled_timeframes: vec![domain::Timeframe::H1],
-        preferred_pairs: vec![Symbol::normalize("EURUSD")],
-        min_confidence: rust_decimal::Decimal::ZERO,
-        notification_cooldown_minutes: 0,
-        max_notifications_per_day: 1000,
-        ..domain::UserSettings::default()
-    };
-    store.save_settings(ann, &settings).await.unwrap();
+    let ann = testkit::fixtures::eurusd_subscriber(&store, ANN, "ann").await;
 
     // The replay runs with Discord off: every signal is queued for Ann, nothing sent.
     let options = AppOptions {
@@ -407,16 +398,7 @@ async fn discord_switched_on_through_the_app_expires_the_stale_backlog() {
     let (url, _db) = testkit::db::fresh_database_url().await;
     let store = store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let ann = store.ensure_discord_user(ANN, "ann").await.unwrap().id;
-    let settings = domain::UserSettings {
-        enabled_timeframes: vec![domain::Timeframe::H1],
-        preferred_pairs: vec![Symbol::normalize("EURUSD")],
-        min_confidence: rust_decimal::Decimal::ZERO,
-        notification_cooldown_minutes: 0,
-        max_notifications_per_day: 1000,
-        ..domain::UserSettings::default()
-    };
-    store.save_settings(ann, &settings).await.unwrap();
+    let ann = testkit::fixtures::eurusd_subscriber(&store, ANN, "ann").await;
     let options = AppOptions {
         replay_series: vec![testkit::fixtures::eurusd_300_series()],
         replay_speed: 0.0,

@@ -1,18 +1,21 @@
 //! Brokers behind one [`Broker`] trait: the [`PaperBroker`] that fills against the market feed with a
-//! spread and slippage, and the [`AlpacaBroker`], a small reqwest client for Alpaca's bracket orders
-//! (Binance joins later). Every order carries a [`ClientOrderId`], so placing it twice (a retry after a
-//! timeout, a second process) returns the first order instead of opening a second position.
+//! spread and slippage, the [`AlpacaBroker`], a small reqwest client for Alpaca's bracket orders, and the
+//! [`BinanceBroker`] for Binance spot and USDⓈ-M futures through the official `binance-sdk`. Every order
+//! carries a [`ClientOrderId`], so placing it twice (a retry after a timeout, a second process) returns the
+//! first order instead of opening a second position.
 //!
 //! Errors say what the caller may do next: [`BrokerError::Retryable`] (network, 5xx, 429) may be tried
 //! again with the same client order id; [`BrokerError::Rejected`] (the broker's rules, unknown symbol,
 //! insufficient funds) will fail the same way again.
 
 mod alpaca;
+mod binance;
 mod order;
 mod paper;
 mod quotes;
 
 pub use alpaca::{AlpacaBroker, AlpacaConfig, AlpacaCredentials};
+pub use binance::{BinanceBroker, BinanceConfig, BinanceCredentials, BinanceMarket};
 pub use order::{
     ClientOrderId, CloseAck, InvalidClientOrderId, OrderAck, OrderEntry, OrderRef, OrderState, OrderStatus, PlaceOrder,
 };

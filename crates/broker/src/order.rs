@@ -64,6 +64,9 @@ pub struct PlaceOrder {
     pub stop_loss: Option<Price>,
     /// Nearest first. Brokers whose brackets take one take profit (Alpaca) use the first.
     pub take_profits: Vec<Price>,
+    /// The leverage to set on the symbol before the entry, for brokers with per-symbol leverage (Binance
+    /// USD-M futures); None keeps the account's current setting, and brokers without leverage ignore it.
+    pub leverage: Option<u32>,
 }
 
 impl PlaceOrder {
@@ -85,6 +88,7 @@ impl PlaceOrder {
             entry,
             stop_loss: intent.stop_loss,
             take_profits: intent.take_profits.clone(),
+            leverage: None,
         }
     }
 

@@ -24,6 +24,7 @@ fn bracket(id: &str, symbol: &str, side: Side, sl: Decimal, tp: Decimal) -> Plac
         entry: OrderEntry::Market,
         stop_loss: Some(price(sl)),
         take_profits: vec![price(tp)],
+        leverage: None,
     }
 }
 

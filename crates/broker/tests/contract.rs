@@ -1,16 +1,19 @@
-//! One contract every broker meets, run against the paper broker and against Alpaca's client talking to
-//! testkit's FakeAlpaca: bracket placement, idempotent re-placement, stop moves, partial closes,
-//! cancelling a pending limit, and the split between rejected and retryable errors.
+//! One contract every broker meets, run against the paper broker, Alpaca's client talking to testkit's
+//! FakeAlpaca, and Binance's (spot and USD-M futures) talking to FakeBinance: bracket placement, idempotent
+//! re-placement, stop moves, partial closes, cancelling a pending limit, and the split between rejected and
+//! retryable errors.
 
 use broker::{
-    AlpacaBroker, AlpacaConfig, AlpacaCredentials, Broker, BrokerError, ClientOrderId, InMemoryQuotes, OrderEntry,
-    OrderStatus, PaperBroker, PaperConfig, PlaceOrder, Quote,
+    AlpacaBroker, AlpacaConfig, AlpacaCredentials, BinanceBroker, BinanceConfig, BinanceCredentials, BinanceMarket,
+    Broker, BrokerError, ClientOrderId, InMemoryQuotes, OrderEntry, OrderStatus, PaperBroker, PaperConfig, PlaceOrder,
+    Quote,
 };
 use domain::{Lots, Price, Side, Symbol};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::sync::Arc;
 use testkit::alpaca::{FakeAlpaca, Fault};
+use testkit::binance::{FakeBinance, Listing};
 
 /// A broker under test, with the means to inject a transport failure where it has a transport.
 struct Subject {
@@ -19,6 +22,7 @@ struct Subject {
     /// Makes the next request fail with a 500 (`true`) or a 429 (`false`); None for brokers with no transport.
     inject: Option<Box<dyn Fn(bool)>>,
     _keep: Option<Arc<FakeAlpaca>>,
+    _keep_binance: Option<Arc<FakeBinance>>,
 }
 
 const PRICE: Decimal = dec!(190.00);
@@ -40,6 +44,7 @@ fn order(id: &str, symbol: &str, entry: OrderEntry, qty: Decimal) -> PlaceOrder 
         entry,
         stop_loss: Some(price(dec!(185))),
         take_profits: vec![price(dec!(200))],
+        leverage: None,
     }
 }
 
@@ -47,7 +52,13 @@ fn paper() -> Subject {
     let quotes = Arc::new(InMemoryQuotes::new());
     quotes.set(&Symbol::normalize("AAPL"), Quote::Mid(price(PRICE)));
     let config = PaperConfig { spread_pips: dec!(2), slippage_pips: Decimal::ZERO };
-    Subject { name: "paper", broker: Box::new(PaperBroker::new(quotes, config)), inject: None, _keep: None }
+    Subject {
+        name: "paper",
+        broker: Box::new(PaperBroker::new(quotes, config)),
+        inject: None,
+        _keep: None,
+        _keep_binance: None,
+    }
 }
 
 async fn alpaca() -> Subject {
@@ -62,6 +73,31 @@ async fn alpaca() -> Subject {
             inject.fail_next(1, if server_error { Fault::ServerError } else { Fault::RateLimited })
         })),
         _keep: Some(fake),
+        _keep_binance: None,
+    }
+}
+
+/// Binance's client against FakeBinance. The contract's orders are in the paper broker's prices, so the fake
+/// lists a symbol under the contract's name with a cent tick and 0.01 steps (the domain's lot step).
+async fn binance(market: BinanceMarket) -> Subject {
+    let listing = Listing::new("AAPL", "AAPL", "USDT", PRICE).step(dec!(0.01), dec!(0.01));
+    let fake = match market {
+        BinanceMarket::Spot => FakeBinance::spot(),
+        BinanceMarket::UsdmFutures => FakeBinance::futures(),
+    };
+    let fake = Arc::new(fake.listing(listing).balance("USDT", dec!(100000)).start().await);
+    let credentials = BinanceCredentials::new(fake.api_key(), fake.api_secret());
+    let broker = BinanceBroker::new(BinanceConfig::new(fake.base_url(), market, credentials)).unwrap();
+    let inject = Arc::clone(&fake);
+    Subject {
+        name: if market == BinanceMarket::Spot { "binance-spot" } else { "binance-futures" },
+        broker: Box::new(broker),
+        inject: Some(Box::new(move |server_error| {
+            use testkit::binance::Fault as BinanceFault;
+            inject.fail_next(1, if server_error { BinanceFault::ServerError } else { BinanceFault::RateLimited })
+        })),
+        _keep: None,
+        _keep_binance: Some(fake),
     }
 }
 
@@ -157,4 +193,14 @@ async fn paper_broker_meets_the_contract() {
 #[tokio::test]
 async fn alpaca_broker_meets_the_contract() {
     contract(alpaca().await).await;
+}
+
+#[tokio::test]
+async fn binance_spot_broker_meets_the_contract() {
+    contract(binance(BinanceMarket::Spot).await).await;
+}
+
+#[tokio::test]
+async fn binance_futures_broker_meets_the_contract() {
+    contract(binance(BinanceMarket::UsdmFutures).await).await;
 }

@@ -28,6 +28,7 @@ fn order(id: &str, side: Side, entry: OrderEntry, lots: Decimal, sl: Option<Deci
         entry,
         stop_loss: sl.map(price),
         take_profits: tp.iter().copied().map(price).collect(),
+        leverage: None,
     }
 }
 

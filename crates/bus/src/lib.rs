@@ -43,6 +43,13 @@ pub enum Event {
     FeedFinished {
         feed: String,
     },
+    /// A provider's update or close message was stored (from a Discord channel or the TradingView webhook,
+    /// `channel_id` then being `store::WEBHOOK_CHANNEL`); the copier re-reads and applies it to the copied
+    /// trades.
+    ProviderUpdate {
+        channel_id: String,
+        message_id: String,
+    },
 }
 
 impl Event {
@@ -55,6 +62,7 @@ impl Event {
             Event::CandleClosed { symbol, timeframe, .. } => format!("candles.{symbol}.{timeframe}"),
             Event::SignalCreated { .. } => "signals.created".into(),
             Event::FeedFinished { feed } => format!("feeds.{feed}.finished"),
+            Event::ProviderUpdate { .. } => "providers.update".into(),
         }
     }
 }

@@ -73,6 +73,9 @@ pub struct ChannelMessage {
     pub content: String,
     pub timestamp: Option<DateTime<Utc>>,
     pub edited_timestamp: Option<DateTime<Utc>>,
+    /// The message this one replies to (`message_reference.message_id`), when it is a reply: how a
+    /// provider's "move SL to entry" names the signal it means.
+    pub reply_to: Option<String>,
 }
 
 /// A deleted message: Discord sends only its ids.
@@ -332,6 +335,7 @@ fn channel_message(data: &Value, event: &'static str) -> Result<ChannelMessage, 
         content: data.get("content").and_then(Value::as_str).unwrap_or_default().to_string(),
         timestamp: time("timestamp"),
         edited_timestamp: time("edited_timestamp"),
+        reply_to: data.get("message_reference").and_then(|r| text(r, "message_id")),
     })
 }
 
@@ -357,6 +361,20 @@ mod tests {
         for bad in ["http://x", "127.0.0.1:1", "ws://", "ws:///x", "ws://a b"] {
             assert!(matches!(gateway_base(bad), Err(GatewayError::BadUrl(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_reply_names_the_message_it_replies_to() {
+        let frame = |d: Value| json!({"op": 0, "s": 4, "t": "MESSAGE_CREATE", "d": d}).to_string();
+        let reply = json!({
+            "id": "21", "channel_id": "10", "content": "move SL to entry", "author": {"id": "7"},
+            "message_reference": {"message_id": "20", "channel_id": "10"},
+        });
+        let Some(GatewayEvent::MessageCreate(m)) = decode(&frame(reply)).unwrap() else { panic!("not a message") };
+        assert_eq!(m.reply_to.as_deref(), Some("20"));
+        let plain = json!({"id": "22", "channel_id": "10", "content": "gm", "author": {"id": "7"}});
+        let Some(GatewayEvent::MessageCreate(m)) = decode(&frame(plain)).unwrap() else { panic!("not a message") };
+        assert_eq!(m.reply_to, None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! Files are validated on the way in: a bad row is an error naming the file and line, never a silently
 //! skipped bar, because a backtest or a signal computed on quietly damaged data is worse than none.
 
+pub mod binance;
 pub mod bundled;
 pub mod candles;
 pub mod contract;
@@ -17,6 +18,7 @@ pub mod resample;
 pub mod ticks;
 pub mod timestamp;
 
+pub use binance::{BinanceFeed, BinanceFeedConfig, BinanceMarket, FeedObserver, TickSource};
 pub use bundled::{BUNDLED_FILES, BundledFile, bundled_series};
 pub use candles::{
     CandleFile, Gap, LoadOptions, PriceSide, UnknownPriceSide, find_gaps, infer_timeframe, load_candle_file,

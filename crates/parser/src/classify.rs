@@ -32,8 +32,11 @@ pub fn parse(text: &str) -> ParsedMessage {
         MessageKind::Noise
     } else if cues.close || cues.cancel {
         MessageKind::Close
-    } else if cues.is_update() && (symbol.is_some() || open.sl.is_some() || !open.tps.is_empty()) {
-        // Without an instrument or a price, "set your stop loss!" is advice, not an update.
+    } else if cues.is_update()
+        && (symbol.is_some() || open.sl.is_some() || !open.tps.is_empty() || cues.tp_hit.is_some() || cues.filled)
+    {
+        // Without an instrument or a price, "set your stop loss!" is advice, not an update; a reported
+        // event ("TP1 hit ✅", "filled") is about the trade the post replies to.
         MessageKind::Update
     } else if looks_like_open(&symbol, side, &sides, entry, sl, &tps, &open, &cues) {
         MessageKind::Open
@@ -92,7 +95,9 @@ fn looks_like_open(
     }
     let has_levels = sl.is_some() || !tps.is_empty();
     let has_direction = side.is_some() || entry.is_some() || open.market;
-    has_levels && has_direction || (sides.strong.is_some() || sides.label.is_some()) && entry.is_some()
+    // A side and a price with no levels but a signed outcome (`short from 195.40 to 193.90 = +150 pips`)
+    // reports a past trade.
+    has_levels && has_direction || (sides.strong.is_some() || sides.label.is_some()) && entry.is_some() && !cues.result
 }
 
 fn update(
@@ -308,6 +313,8 @@ struct Cues {
     hedge: bool,
     /// Exchange names, futures, perpetuals: bare coins get their USDT quote.
     crypto: bool,
+    /// A signed pip or percentage figure (`+150 pips`, `-35%`): an outcome, not a plan.
+    result: bool,
 }
 
 impl Cues {
@@ -424,7 +431,9 @@ impl Cues {
                 let full_word = !matches!(w, "book" | "booking" | "booked" | "secure" | "take");
                 // `close above 1.09`, `close to TP`: a candle's close or nearness, not an instruction.
                 let not_a_close = word(i + 1).is_some_and(|n| matches!(n, "to" | "above" | "below" | "under" | "over"))
-                    || word(i + 2).is_some_and(|n| matches!(n, "candle" | "candles"));
+                    || word(i + 2).is_some_and(|n| matches!(n, "candle" | "candles"))
+                    // `Market is closed for the weekend`, `London session closing`: trading hours.
+                    || words_near(i, 3, 0, &|n| matches!(n, "market" | "markets" | "session" | "exchange" | "рынок"));
                 if let Some(p) = partial {
                     c.partial = c.partial.or(Some(p));
                 } else if full_word && !not_a_close {
@@ -435,7 +444,7 @@ impl Cues {
                 c.close = true;
                 c.stop_hit = true;
             }
-            if w == "out" && matches!(i.checked_sub(1).and_then(word), Some("re" | "we" | "m" | "all")) {
+            if w == "out" && matches!(i.checked_sub(1).and_then(word), Some("re" | "we" | "m" | "all" | "get")) {
                 c.close = true;
             }
             if is_sl_word(w)
@@ -449,8 +458,10 @@ impl Cues {
                 c.close = true;
                 c.stop_hit = true;
             }
+            // `hit stop`; not `TP1 hit, SL to entry`, where the hit is the target's.
             if matches!(w, "hit" | "hits")
                 && (i + 1..=i + 2).any(|j| word(j).is_some_and(|n| is_sl_word(n) || n == "sl"))
+                && !(i.saturating_sub(2)..i).any(|j| word(j).is_some_and(is_tp_word))
             {
                 c.close = true;
                 c.stop_hit = true;
@@ -563,6 +574,9 @@ impl Cues {
                             | "new"
                             | "update"
                             | "updated"
+                            | "trailing"
+                            | "trail"
+                            | "trailed"
                             | "перенос"
                             | "переносим"
                             | "переставить"
@@ -610,6 +624,13 @@ impl Cues {
                 c.entry_change = true;
             }
         }
+        // Not the second end of a range (`3-4%`): no number just before the sign.
+        let toks = &lexed.tokens;
+        c.result = (0..toks.len()).any(|i| {
+            matches!(toks[i].kind, Kind::Punct('+' | '-' | '−'))
+                && !i.checked_sub(1).is_some_and(|p| matches!(toks[p].kind, Kind::Num(_)))
+                && toks.get(i + 1).is_some_and(|t| t.glued && matches!(t.kind, Kind::Num(n) if n.pips || n.percent))
+        });
         // A stop hit without other words is the trade's end.
         if c.stop_hit {
             c.close = true;

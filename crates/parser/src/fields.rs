@@ -97,6 +97,10 @@ fn word_label(w: &str, prev: Option<&str>, mode: Mode) -> Option<Field> {
     if matches!(w, "targets" | "target") && (prev_is(is_entry_word) || prev_is(is_sl_word)) {
         return None;
     }
+    // `Stop price:`, `Take profit price:`: the label before it says which price.
+    if w == "price" && prev_is(|p| is_sl_word(p) || is_tp_word(p) || matches!(p, "loss" | "profit")) {
+        return None;
+    }
     if w == "stop" && prev_is(|p| matches!(p, "buy" | "sell")) {
         return Some(Field::Entry);
     }
@@ -301,9 +305,30 @@ fn is_index(toks: &[Token], i: usize, lexed: &Lexed, prev_label_word: bool) -> b
             return true;
         }
     }
-    // `1. 14.2780` at the start of a line.
+    // `Target 1 - 5.55`: a numbered label with a dash before its price. An integer price range
+    // (`TP 5 - 6`) has an integer after the dash, so it is not taken for numbering.
+    let label_before = || {
+        let label = i.checked_sub(1).and_then(|p| toks.get(p)).and_then(|t| lexed.word(t)).unwrap_or("");
+        is_tp_word(label) || is_entry_word(label) || is_sl_word(label) || label == "profit"
+    };
+    if prev_label_word
+        && label_before()
+        && matches!(next, Some(Kind::Punct('-' | '–' | '—')))
+        && matches!(toks.get(i + 2).map(|t| t.kind), Some(Kind::Num(p)) if !p.integer)
+    {
+        return true;
+    }
+    // `1. 14.2780`, `1- 0.55` at the start of a line.
     let at_line_start = i == 0 || matches!(toks.get(i - 1).map(|t| t.kind), Some(Kind::Newline));
-    at_line_start && matches!(next, Some(Kind::Punct('.'))) && toks.get(i + 2).is_some_and(|t| !t.glued)
+    let after = toks.get(i + 2);
+    at_line_start
+        && match next {
+            Some(Kind::Punct('.')) => after.is_some_and(|t| !t.glued),
+            Some(Kind::Punct('-' | '–' | '—')) => {
+                after.is_some_and(|t| matches!(t.kind, Kind::Num(p) if !p.integer))
+            }
+            _ => false,
+        }
 }
 
 /// `08:04:01`: parts of a clock time.
@@ -315,6 +340,8 @@ fn is_time(toks: &[Token], i: usize) -> bool {
     };
     let before = i.checked_sub(1).and_then(|p| toks.get(p));
     let before2 = i.checked_sub(2).and_then(|p| toks.get(p));
-    let integer_here = matches!(toks.get(i).map(|t| t.kind), Some(Kind::Num(n)) if n.integer);
+    // Minutes and seconds are two digits under 60; `TP1:2360` is a label's number and a price.
+    let minutes = |n: Num| n.integer && n.int_digits == 2 && n.value < Decimal::from(60);
+    let integer_here = matches!(toks.get(i).map(|t| t.kind), Some(Kind::Num(n)) if minutes(n));
     integer_here && toks.get(i).is_some_and(|t| t.glued) && colon_num(before, before2)
 }

@@ -129,7 +129,16 @@ pub(crate) fn lex(text: &str) -> Lexed {
                     break;
                 }
             }
-            let word = &text[start..end];
+            let mut word = &text[start..end];
+            // `S/L`, `T/P`: one label written with a slash.
+            if let (Some(first @ ("s" | "S" | "t" | "T")), Some(b'/'), Some(second)) =
+                (text.get(start..end), bytes.get(end), bytes.get(end + 1))
+                && matches!((first, second), ("s" | "S", b'l' | b'L') | ("t" | "T", b'p' | b'P'))
+                && !text.get(end + 2..).and_then(|r| r.chars().next()).is_some_and(char::is_alphanumeric)
+            {
+                end += 2;
+                word = if matches!(first, "s" | "S") { "sl" } else { "tp" };
+            }
             // Links carry digits that are not prices; skip to the next whitespace.
             if word.eq_ignore_ascii_case("http")
                 || word.eq_ignore_ascii_case("https")
@@ -369,6 +378,9 @@ mod tests {
         assert!(nums("20х")[0].lev, "Cyrillic х");
         assert!(nums("x25")[0].lev);
         assert!(nums("4H")[0].glued_alpha_after);
+        let l = lex("S/L 1.07 T/p: 1.09 s/lot");
+        let words: Vec<&str> = l.tokens.iter().filter_map(|t| l.word(t)).collect();
+        assert_eq!(words, ["sl", "tp", "s", "lot"]);
         assert!(nums("(2.20%)")[0].percent);
         assert!(nums("3-4%")[0].percent);
         assert!(nums("+32 pips")[0].pips);

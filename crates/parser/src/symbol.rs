@@ -370,6 +370,9 @@ fn complete_name(upper: &str, prev: char) -> Option<String> {
     match upper {
         "GOLD" | "XAU" | "ЗОЛОТО" | "OURO" => return Some("XAUUSD".into()),
         "SILVER" | "XAG" | "СЕРЕБРО" | "PRATA" => return Some("XAGUSD".into()),
+        // Coins called by name are traded against USDT like their tickers.
+        "BITCOIN" | "БИТКОИН" => return Some("BTCUSDT".into()),
+        "ETHEREUM" | "ЭФИР" => return Some("ETHUSDT".into()),
         _ => {}
     }
     if is_in(INDICES, upper) {
@@ -436,6 +439,7 @@ mod tests {
         assert_eq!(sym("GOLD BUY", false).as_deref(), Some("XAUUSD"));
         assert_eq!(sym("XAU/USD sell", false).as_deref(), Some("XAUUSD"));
         assert_eq!(sym("silver sell", false).as_deref(), Some("XAGUSD"));
+        assert_eq!(sym("Bitcoin short 64,500", false).as_deref(), Some("BTCUSDT"));
         assert_eq!(sym("US30 SELL", false).as_deref(), Some("US30"));
         assert_eq!(sym("nas100 buy", false).as_deref(), Some("NAS100"));
         assert_eq!(sym("AAPL long 189.50", false).as_deref(), Some("AAPL"));

@@ -155,3 +155,34 @@ fn empty_and_odd_input() {
         assert_eq!(m.kind, MessageKind::Noise, "{text:?}");
     }
 }
+
+/// Label forms met in the third held-out round and the probes after it.
+#[test]
+fn label_variants() {
+    let m = parse("EURUSD Buy Limit @ 1.0820\nS/L 1.0790\nT/P 1.0870");
+    assert_eq!((m.stop_loss, m.take_profits), (Some(dec!(1.0790)), vec![dec!(1.0870)]), "S/L and T/P");
+    let m = parse("LONG #TON/USDT\nEntry: 5.42\nTarget 1 - 5.55\nTarget 2 - 5.68\nStop Loss - 5.24");
+    assert_eq!(m.take_profits, vec![dec!(5.55), dec!(5.68)], "a dash after the target's number");
+    let m = parse("#ADA/USDT SHORT\nEntry 0.5350\nStop 0.5500\nTargets\n1- 0.52\n2- 0.51");
+    assert_eq!(m.take_profits, vec![dec!(0.52), dec!(0.51)], "numbered lines with a dash");
+    let m = parse("Symbol: BTCUSDT\nSide: SELL\nEntry price: 65820\nStop price: 66450\nTake profit 1: 65100");
+    assert_eq!((m.entry, m.stop_loss), (Some(EntryPrice::Price(dec!(65820))), Some(dec!(66450))), "Stop price:");
+    let m = parse("BUY GOLD @2355 TP1:2360 TP2:2365 SL:2349");
+    assert_eq!(m.take_profits, vec![dec!(2360), dec!(2365)], "`1:2360` is not a clock time");
+    assert_eq!(symbol("Bitcoin short 64,500 SL 65,200 TP 63,000").as_deref(), Some("BTCUSDT"));
+}
+
+#[test]
+fn kinds_from_context() {
+    let m = parse("US30 trailing stop now at 39,450");
+    assert_eq!((m.kind, m.stop_loss), (MessageKind::Update, Some(dec!(39450))));
+    assert_eq!(parse("Market is closed for the weekend, see you Monday 👋").kind, MessageKind::Noise);
+    assert_eq!(parse("London session closed, quiet day").kind, MessageKind::Noise);
+    assert_eq!(parse("Last week's GBPJPY short from 195.40 to 193.90 = +150 pips ✅").kind, MessageKind::Noise);
+    assert_eq!(parse("Risk 3-4% per trade. BUY EURUSD 1.0850").kind, MessageKind::Open, "a range is no result");
+    let m = parse("BTC: TP1 hit, SL now at entry");
+    assert_eq!(m.kind, MessageKind::Update, "the hit is the target's, not the stop's");
+    assert!(m.actions.contains(&UpdateAction::MoveStopToBreakeven));
+    assert_eq!(parse("Get out of EURUSD now ❌").kind, MessageKind::Close);
+    assert_eq!(parse("TP1 hit ✅").kind, MessageKind::Update, "a reported event needs no instrument");
+}

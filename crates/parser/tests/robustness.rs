@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 fn corpus_texts() -> Vec<String> {
     let mut texts = Vec::new();
-    for file in ["signals_dev.jsonl", "heldout.jsonl", "heldout2.jsonl"] {
+    for file in ["signals_dev.jsonl", "heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl"] {
         let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
         let data = std::fs::read_to_string(&path).expect("test data");
         for line in data.lines().filter(|l| !l.trim().is_empty()) {

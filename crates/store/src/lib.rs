@@ -15,12 +15,17 @@
 pub mod actions;
 mod codec;
 pub mod error;
+pub mod follower;
 pub mod model;
 pub mod postgres;
 pub mod provider;
 pub mod sqlite;
+pub mod vault;
 
 pub use error::{StoreError, ValidationError, redact_url};
+pub use follower::{
+    BrokerKind, CopyOrder, CopyOrderId, CopyStatus, Follower, FollowerDayStats, FollowerId, NewCopy, NewFollower,
+};
 pub use model::{
     AudienceOutcome, CountedNotification, LimitChange, MaterialiseProgress, NewAudience, PendingAudience, RouterLease,
     RoutingChanges,
@@ -42,13 +47,15 @@ pub use provider::{
     WEBHOOK_CHANNEL,
 };
 pub use sqlite::SqliteStore;
+pub use vault::{BrokerCredentials, KeyCipher, SealedCredentials, VaultError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
-    Candle, Closing, NewTrade, NotificationId, Price, Signal, SignalId, Symbol, Tick, Timeframe, Trade, TradeId,
+    Candle, Closing, Lots, NewTrade, NotificationId, Price, Signal, SignalId, Symbol, Tick, Timeframe, Trade, TradeId,
     UserId, UserSettings,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The repository API the services use. Every write is atomic: it happens completely or not at all.
@@ -570,6 +577,114 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// A channel's latest messages with their revisions, newest first.
     async fn provider_messages(&self, channel_id: &str, limit: u32) -> Result<Vec<ProviderMessage>, StoreError>;
+
+    // --- followers and copy orders (issue 6) ---
+
+    /// Creates the user's follower of the channel, or updates it (keeping its id and creation time, and
+    /// enabling it again). See [`NewFollower::sealed_credentials`] for when stored credentials are kept.
+    /// [`StoreError::Invalid`] for a bad currency, balance or channel, or a broker without credentials;
+    /// [`StoreError::MissingReference`] when there is no such user.
+    async fn save_follower(&self, new: &NewFollower<'_>) -> Result<Follower, StoreError>;
+
+    async fn get_follower(&self, id: FollowerId) -> Result<Option<Follower>, StoreError>;
+
+    /// The enabled followers of a provider channel (or [`WEBHOOK_CHANNEL`]), by id.
+    async fn followers_of(&self, provider_channel: &str) -> Result<Vec<Follower>, StoreError>;
+
+    /// Every follower of the user, enabled or not, by id.
+    async fn followers_for_user(&self, user: UserId) -> Result<Vec<Follower>, StoreError>;
+
+    /// Only the owner's row; false when it is not theirs or does not exist.
+    async fn set_follower_enabled(&self, user: UserId, id: FollowerId, enabled: bool) -> Result<bool, StoreError>;
+
+    /// Per follower, from its copy orders and their trades: `open_positions` = placed copies whose trade is
+    /// open; `realised_pnl_today` = the summed `profit` of those trades, and of partial closes of them, closed
+    /// at or after `day_start`; `realised_pnl_total` = the same over all time; `signals_taken_today` = placed
+    /// copies created at or after `day_start`. One query for the whole slice; a follower without copies
+    /// maps to the default.
+    async fn follower_day_stats(
+        &self,
+        followers: &[FollowerId],
+        day_start: DateTime<Utc>,
+    ) -> Result<HashMap<FollowerId, FollowerDayStats>, StoreError>;
+
+    /// In one transaction: inserts a `pending` copy order for each follower that has none for this signal,
+    /// and returns the rows still to work on, by id: those inserted now plus existing rows still `pending`
+    /// (a crashed run's leftovers, re-driven with the same client order id). Finished rows are not returned.
+    /// Racing callers share the one row per (follower, signal): neither inserts a second. A client order id
+    /// already used by another copy is a [`StoreError::Conflict`], a user id that is not the follower's
+    /// [`StoreError::Invalid`]; nothing is written then.
+    async fn begin_copies(
+        &self,
+        signal: SignalId,
+        copies: &[NewCopy<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<CopyOrder>, StoreError>;
+
+    /// In one transaction: opens `trade` (its user must be the copy's; its signal becomes the copy's signal)
+    /// with its `opened` history entry, and marks the copy `placed` with the broker's order id and the trade.
+    /// `None`, with nothing written, when the copy is no longer `pending`; [`StoreError::NotFound`] when
+    /// there is no such copy.
+    async fn finish_copy_placed(
+        &self,
+        id: CopyOrderId,
+        broker_order_id: &str,
+        trade: &NewTrade,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Trade>, StoreError>;
+
+    /// Marks a pending copy refused, rejected or failed (any other status is [`StoreError::Invalid`]) with
+    /// the gate (risk refusals) and a reason a user can read. `false` when it was not pending.
+    async fn finish_copy_unplaced(
+        &self,
+        id: CopyOrderId,
+        status: CopyStatus,
+        gate: Option<&str>,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// A signal's copy orders, by id.
+    async fn copy_orders_for_signal(&self, signal: SignalId) -> Result<Vec<CopyOrder>, StoreError>;
+
+    /// A user's latest copy orders, newest first.
+    async fn copy_orders_for_user(&self, user: UserId, limit: u32) -> Result<Vec<CopyOrder>, StoreError>;
+
+    /// Copy orders still `pending` that were created before `created_before`, oldest first: a crashed run's
+    /// leftovers.
+    async fn pending_copies(&self, created_before: DateTime<Utc>, limit: u32) -> Result<Vec<CopyOrder>, StoreError>;
+
+    /// The signal a provider's update refers to: if `reply_to` names a stored message of this channel that
+    /// made a signal, that signal; else the signal of the channel's newest not-deleted message that made one
+    /// (with that symbol when `symbol` is given).
+    async fn provider_signal_for_update(
+        &self,
+        channel_id: &str,
+        reply_to: Option<&str>,
+        symbol: Option<&Symbol>,
+    ) -> Result<Option<SignalId>, StoreError>;
+
+    /// Replaces the stored outcome text of a provider message (the copier records what an update did).
+    /// `false` when there is no such message.
+    async fn set_provider_message_outcome(
+        &self,
+        channel_id: &str,
+        message_id: &str,
+        outcome: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Closes `lots` of an open trade, in one transaction: the open trade keeps `trade.lots - lots`, and a
+    /// new closed trade of `lots` (same user, symbol, side, entry, levels, signal and open time; notes
+    /// `partial close of #<id>`; its `partial_of` column naming the original) records the `closing`; a
+    /// `partial_close` history entry is added to the original. Returns (the remaining open trade, the
+    /// closed part), or `None`, with nothing written, when the trade is not open or `lots` is not below its
+    /// size. [`StoreError::NotFound`] when there is no such trade.
+    async fn partially_close_trade(
+        &self,
+        id: TradeId,
+        lots: Lots,
+        closing: &Closing,
+    ) -> Result<Option<(Trade, Trade)>, StoreError>;
 }
 
 /// Opens the database a URL names: `sqlite:PATH` or `sqlite://PATH` (the file is created if missing) or

@@ -70,6 +70,8 @@ pub struct NewProviderMessage<'a> {
     pub outcome: String,
     /// Stored in the same transaction as the message, with the dedup key `<channel>:<message>`.
     pub signal: Option<&'a Signal>,
+    /// The Discord message id this message replied to: which signal an update refers to.
+    pub reply_to: Option<&'a str>,
 }
 
 /// What recording a message did.
@@ -104,5 +106,7 @@ pub struct ProviderMessage {
     pub signal_id: Option<SignalId>,
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The Discord message id this message replied to.
+    pub reply_to: Option<String>,
     pub revisions: Vec<ProviderRevision>,
 }

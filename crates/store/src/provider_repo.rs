@@ -39,6 +39,7 @@ fn message_from_row(row: &DbRow) -> Result<ProviderMessage, StoreError> {
         signal_id: get::<Option<i64>>(row, T, "signal_id")?.map(SignalId),
         edited_at: get(row, T, "edited_at")?,
         deleted_at: get(row, T, "deleted_at")?,
+        reply_to: get(row, T, "reply_to")?,
         revisions: Vec::new(),
     })
 }
@@ -105,8 +106,9 @@ impl Backend {
         // The UNIQUE (channel, message) key is the replay guard: a second delivery inserts nothing, and the
         // signal below is only written by the transaction whose message insert took.
         let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO provider_messages (channel_id, message_id, author, content, hash, received_at, kind, outcome)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO provider_messages (channel_id, message_id, author, content, hash, received_at, kind, outcome,
+                 reply_to)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (channel_id, message_id) DO NOTHING RETURNING id",
         )
         .bind(new.channel_id)
@@ -117,6 +119,7 @@ impl Backend {
         .bind(ts(new.received_at))
         .bind(new.kind.as_str())
         .bind(&new.outcome)
+        .bind(new.reply_to)
         .fetch_optional(&mut *tx)
         .await
         .map_err(op(OP))?;

@@ -224,7 +224,7 @@ fn notification_from_row(row: &DbRow) -> Result<Notification, StoreError> {
     })
 }
 
-fn trade_from_row(row: &DbRow) -> Result<Trade, StoreError> {
+pub(super) fn trade_from_row(row: &DbRow) -> Result<Trade, StoreError> {
     const T: &str = "user_trades";
     let status: String = get(row, T, "status")?;
     let close_reason: Option<String> = get(row, T, "close_reason")?;
@@ -369,7 +369,7 @@ fn push_trade_filter(query: &mut QueryBuilder<Db>, filter: &TradeFilter) {
     }
 }
 
-async fn insert_trade_update<'e, E>(executor: E, update: &NewTradeUpdate) -> Result<TradeUpdate, StoreError>
+pub(super) async fn insert_trade_update<'e, E>(executor: E, update: &NewTradeUpdate) -> Result<TradeUpdate, StoreError>
 where
     E: Executor<'e, Database = Db>,
 {
@@ -1773,6 +1773,114 @@ impl Store for Backend {
 
     async fn provider_messages(&self, channel_id: &str, limit: u32) -> Result<Vec<crate::ProviderMessage>, StoreError> {
         Backend::provider_messages(self, channel_id, limit).await
+    }
+
+    // --- followers and copy orders: the SQL is in follower_repo.rs ---
+
+    async fn save_follower(&self, new: &crate::NewFollower<'_>) -> Result<crate::Follower, StoreError> {
+        self.follower_save(new).await
+    }
+
+    async fn get_follower(&self, id: crate::FollowerId) -> Result<Option<crate::Follower>, StoreError> {
+        self.follower_get(id).await
+    }
+
+    async fn followers_of(&self, provider_channel: &str) -> Result<Vec<crate::Follower>, StoreError> {
+        self.followers_of_channel(provider_channel).await
+    }
+
+    async fn followers_for_user(&self, user: UserId) -> Result<Vec<crate::Follower>, StoreError> {
+        self.followers_of_user(user).await
+    }
+
+    async fn set_follower_enabled(
+        &self,
+        user: UserId,
+        id: crate::FollowerId,
+        enabled: bool,
+    ) -> Result<bool, StoreError> {
+        self.follower_set_enabled(user, id, enabled).await
+    }
+
+    async fn follower_day_stats(
+        &self,
+        followers: &[crate::FollowerId],
+        day_start: DateTime<Utc>,
+    ) -> Result<std::collections::HashMap<crate::FollowerId, crate::FollowerDayStats>, StoreError> {
+        self.follower_stats(followers, day_start).await
+    }
+
+    async fn begin_copies(
+        &self,
+        signal: SignalId,
+        copies: &[crate::NewCopy<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<crate::CopyOrder>, StoreError> {
+        self.copy_begin(signal, copies, at).await
+    }
+
+    async fn finish_copy_placed(
+        &self,
+        id: crate::CopyOrderId,
+        broker_order_id: &str,
+        trade: &NewTrade,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Trade>, StoreError> {
+        self.copy_finish_placed(id, broker_order_id, trade, at).await
+    }
+
+    async fn finish_copy_unplaced(
+        &self,
+        id: crate::CopyOrderId,
+        status: crate::CopyStatus,
+        gate: Option<&str>,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.copy_finish_unplaced(id, status, gate, reason, at).await
+    }
+
+    async fn copy_orders_for_signal(&self, signal: SignalId) -> Result<Vec<crate::CopyOrder>, StoreError> {
+        self.copies_of_signal(signal).await
+    }
+
+    async fn copy_orders_for_user(&self, user: UserId, limit: u32) -> Result<Vec<crate::CopyOrder>, StoreError> {
+        self.copies_of_user(user, limit).await
+    }
+
+    async fn pending_copies(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<crate::CopyOrder>, StoreError> {
+        self.copies_pending(created_before, limit).await
+    }
+
+    async fn provider_signal_for_update(
+        &self,
+        channel_id: &str,
+        reply_to: Option<&str>,
+        symbol: Option<&Symbol>,
+    ) -> Result<Option<SignalId>, StoreError> {
+        self.provider_update_signal(channel_id, reply_to, symbol).await
+    }
+
+    async fn set_provider_message_outcome(
+        &self,
+        channel_id: &str,
+        message_id: &str,
+        outcome: &str,
+    ) -> Result<bool, StoreError> {
+        self.provider_set_outcome(channel_id, message_id, outcome).await
+    }
+
+    async fn partially_close_trade(
+        &self,
+        id: TradeId,
+        lots: domain::Lots,
+        closing: &Closing,
+    ) -> Result<Option<(Trade, Trade)>, StoreError> {
+        self.trade_close_part(id, lots, closing).await
     }
 
     // --- password changes and the sign-in lockout: the SQL is in credentials_repo.rs ---

@@ -27,6 +27,11 @@ mod credentials_repo;
 #[path = "provider_repo.rs"]
 mod provider_repo;
 
+// Followers, copy orders and partial closes, compiled per backend like `repo.rs`.
+#[allow(clippy::duplicate_mod)]
+#[path = "follower_repo.rs"]
+mod follower_repo;
+
 type Db = sqlx::Sqlite;
 type Backend = SqliteStore;
 

@@ -2303,6 +2303,7 @@ mod providers {
             kind: if signal.is_some() { ProviderMessageKind::Open } else { ProviderMessageKind::Noise },
             outcome: "noise".into(),
             signal,
+            reply_to: None,
         }
     }
 

@@ -28,7 +28,16 @@ pub struct AppOptions {
     /// even with a bot token, so no test reaches for the real Discord. (Here rather than in [`DiscordOptions`],
     /// whose struct literals in existing tests name every field.)
     pub discord_gateway_url: Option<String>,
+    /// `ALPACA_BASE_URL`: a [`crate::alpaca::FakeAlpaca`]'s URL for the copier's Alpaca followers.
+    pub alpaca_base_url: Option<String>,
+    /// `BINANCE_BASE_URL`: a fake Binance's URL for the copier's Binance followers.
+    pub binance_base_url: Option<String>,
+    /// `SIGNALPOST_SECRET_KEY`; `None` is [`TEST_SECRET_KEY`], so no test writes a key file into the tree.
+    pub secret_key: Option<String>,
 }
+
+/// The secret key test apps seal broker keys with unless a test sets its own: base64 of 32 bytes.
+pub const TEST_SECRET_KEY: &str = "c2lnbmFscG9zdC10ZXN0LWtleS0wMTIzNDU2Nzg5YWI=";
 
 /// Discord settings for a test app: point `api_base` at a `FakeDiscord`.
 #[derive(Debug, Clone, Default)]
@@ -113,6 +122,9 @@ pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
             },
             None => defaults.discord.clone(),
         },
+        alpaca: signalpost::config::ExchangeConfig { base_url: options.alpaca_base_url, ..defaults.alpaca.clone() },
+        binance: signalpost::config::ExchangeConfig { base_url: options.binance_base_url, ..defaults.binance.clone() },
+        secret_key: Some(Secret::new(options.secret_key.unwrap_or_else(|| TEST_SECRET_KEY.to_string()))),
         ..defaults
     };
     let bus = Arc::new(InProcessBus::default());

@@ -4,6 +4,8 @@
 
 pub mod alpaca;
 pub mod app;
+pub mod binance;
+pub mod binance_stream;
 pub mod browser;
 pub mod db;
 pub mod discord;

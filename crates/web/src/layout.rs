@@ -33,6 +33,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/stats", "Stats"),
     ("/settings", "Settings"),
     ("/providers", "Providers"),
+    ("/following", "Following"),
 ];
 
 impl Layout {

@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod csrf;
 pub mod data_api;
 pub mod error;
+pub mod following;
 pub mod inbox;
 pub mod layout;
 pub mod link_code;
@@ -101,6 +102,9 @@ pub struct WebState {
     pub bus: Option<Arc<dyn bus::Bus>>,
     /// `/api/trades` pages already serialised, valid while the user's trades version is unchanged.
     pub(crate) trade_pages: Arc<data_api::TradePageCache>,
+    /// Seals broker keys typed on `/following` before they are stored. `None` (see [`WebState::with_cipher`]):
+    /// a follow that needs keys is refused with a message, and paper follows still work.
+    pub cipher: Option<Arc<store::vault::KeyCipher>>,
 }
 
 impl WebState {
@@ -117,12 +121,19 @@ impl WebState {
             login_failures: Arc::new(auth::FailureLimiter::default()),
             bus: None,
             trade_pages: Arc::new(data_api::TradePageCache::default()),
+            cipher: None,
         })
     }
 
     /// The app's bus, for announcing dashboard trades and driving the live overview.
     pub fn with_bus(mut self, bus: Arc<dyn bus::Bus>) -> WebState {
         self.bus = Some(bus);
+        self
+    }
+
+    /// The key that seals broker credentials (`SIGNALPOST_SECRET_KEY`).
+    pub fn with_cipher(mut self, cipher: Arc<store::vault::KeyCipher>) -> WebState {
+        self.cipher = Some(cipher);
         self
     }
 
@@ -152,6 +163,7 @@ pub fn router(state: WebState) -> Router {
         .merge(data_api::routes())
         .merge(assets::routes())
         .merge(providers_page::routes())
+        .merge(following::routes())
         // Runs before every handler above: a POST without the session's CSRF token never reaches one.
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::require_token))
         .layer(axum::middleware::from_fn(layout::security_headers))

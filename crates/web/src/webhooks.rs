@@ -103,12 +103,12 @@ pub fn signal_from_parsed(
     Ok(signal)
 }
 
-/// What an update or close asked for, stored as the message's outcome. Applying it to followers' trades is
-/// the copier's job, which is not built yet: the text says so rather than pretending.
+/// What an update or close asked for, stored as the message's outcome until the copier (announced with
+/// `Event::ProviderUpdate`) applies it to followers' trades and replaces the text with what it did.
 pub fn actions_outcome(parsed: &ParsedMessage) -> String {
     let actions: Vec<String> = parsed.actions.iter().map(describe_action).collect();
     let what = if actions.is_empty() { "no action recognised".to_string() } else { actions.join(", ") };
-    format!("{}: {what} (not applied yet: the provider copier is not built)", parsed.kind.as_str())
+    format!("{}: {what} (not applied yet: waiting for the copier)", parsed.kind.as_str())
 }
 
 fn describe_action(action: &UpdateAction) -> String {
@@ -259,6 +259,7 @@ async fn tradingview(State(state): State<WebState>, headers: HeaderMap, body: By
         kind,
         outcome: outcome.clone(),
         signal: signal.as_ref(),
+        reply_to: None,
     };
     match state.store.record_provider_message(&new).await {
         Ok(ProviderIntake::Stored { signal: Some(signal_id) }) => {
@@ -268,6 +269,11 @@ async fn tradingview(State(state): State<WebState>, headers: HeaderMap, body: By
             reply(StatusCode::CREATED, json!({ "status": "stored", "signal_id": signal_id.0 }))
         }
         Ok(ProviderIntake::Stored { signal: None }) => {
+            if matches!(kind, ProviderMessageKind::Update | ProviderMessageKind::Close) {
+                let event =
+                    bus::Event::ProviderUpdate { channel_id: WEBHOOK_CHANNEL.into(), message_id: message_id.clone() };
+                state.announce(event).await;
+            }
             reply(StatusCode::OK, json!({ "status": kind.as_str(), "outcome": outcome }))
         }
         Ok(ProviderIntake::Duplicate { signal }) => {
