@@ -6,8 +6,9 @@
 //! `client_order_id`). Errors use Alpaca's body, `{"code": 40010001, "message": "..."}`. Market orders fill
 //! at once at the price the test set for the symbol; limit orders rest.
 
+use crate::scripted_http::{DropConnection, dropped, serve};
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 pub const DEFAULT_KEY_ID: &str = "PKFAKEKEYID0000000000";
 pub const DEFAULT_SECRET_KEY: &str = "fake-secret-key-0123456789abcdefghijklmnop";
@@ -148,18 +148,6 @@ impl Drop for FakeAlpaca {
     }
 }
 
-/// Marks a response that must not be sent: the connection is closed instead.
-#[derive(Debug, Clone, Copy)]
-struct DropConnection;
-
-impl std::fmt::Display for DropConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("scripted disconnect")
-    }
-}
-
-impl std::error::Error for DropConnection {}
-
 impl FakeAlpaca {
     /// A fake with the default keys, no symbols and Alpaca's 200 requests a minute.
     pub async fn start() -> FakeAlpaca {
@@ -237,47 +225,12 @@ impl FakeAlpaca {
     }
 }
 
-/// Serves HTTP/1.1 with hyper directly rather than `axum::serve`, because a scripted disconnect must close
-/// the connection without writing a response, which only a failing hyper service can do.
-async fn serve(listener: tokio::net::TcpListener, router: Router) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let router = router.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let router = router.clone();
-                async move {
-                    let response = router.oneshot(request.map(Body::new)).await.unwrap_or_else(|never| match never {});
-                    if response.extensions().get::<DropConnection>().is_some() {
-                        Err(DropConnection)
-                    } else {
-                        Ok(response)
-                    }
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            // An error here is the scripted disconnect or a client going away: nothing to report.
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-        });
-        while connections.try_join_next().is_some() {}
-    }
-}
-
 fn alpaca_error(status: StatusCode, code: u64, message: &str) -> Response {
     (status, axum::Json(json!({"code": code, "message": message}))).into_response()
 }
 
 fn unprocessable(message: &str) -> Response {
     alpaca_error(StatusCode::UNPROCESSABLE_ENTITY, 40010001, message)
-}
-
-fn dropped() -> Response {
-    let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    response.extensions_mut().insert(DropConnection);
-    response
 }
 
 fn unix_now() -> u64 {

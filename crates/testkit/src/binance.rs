@@ -18,8 +18,9 @@
 // A refusal here is the HTTP answer itself, built once per request; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+use crate::scripted_http::{DropConnection, dropped, serve};
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,7 +34,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 pub const DEFAULT_API_KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
 pub const DEFAULT_API_SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
@@ -305,18 +305,6 @@ impl Drop for FakeBinance {
     }
 }
 
-/// Marks a response that must not be sent: the connection is closed instead.
-#[derive(Debug, Clone, Copy)]
-struct DropConnection;
-
-impl std::fmt::Display for DropConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("scripted disconnect")
-    }
-}
-
-impl std::error::Error for DropConnection {}
-
 impl FakeBinance {
     pub fn spot() -> FakeBinanceBuilder {
         FakeBinanceBuilder::new(Market::Spot)
@@ -446,47 +434,12 @@ impl FakeBinance {
     }
 }
 
-/// Serves HTTP/1.1 with hyper directly rather than `axum::serve`, because a scripted disconnect must close
-/// the connection without writing a response, which only a failing hyper service can do.
-async fn serve(listener: tokio::net::TcpListener, router: Router) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let router = router.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let router = router.clone();
-                async move {
-                    let response = router.oneshot(request.map(Body::new)).await.unwrap_or_else(|never| match never {});
-                    if response.extensions().get::<DropConnection>().is_some() {
-                        Err(DropConnection)
-                    } else {
-                        Ok(response)
-                    }
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            // An error here is the scripted disconnect or a client going away: nothing to report.
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-        });
-        while connections.try_join_next().is_some() {}
-    }
-}
-
 fn binance_error(status: StatusCode, code: i64, msg: &str) -> Response {
     (status, axum::Json(json!({"code": code, "msg": msg}))).into_response()
 }
 
 fn bad(code: i64, msg: &str) -> Response {
     binance_error(StatusCode::BAD_REQUEST, code, msg)
-}
-
-fn dropped() -> Response {
-    let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    response.extensions_mut().insert(DropConnection);
-    response
 }
 
 /// HMAC-SHA256 (RFC 2104) over sha2, hex encoded as Binance expects.

@@ -10,6 +10,7 @@ pub mod browser;
 pub mod db;
 pub mod discord;
 pub mod fixtures;
+mod scripted_http;
 pub mod wait;
 
 pub use app::{AppOptions, DiscordOptions, TestApp, spawn_app, spawn_app_on, write_candles};

@@ -8,6 +8,7 @@
 use super::objects::{self, Origin, Snowflakes};
 use super::openapi::{Spec, Violation, discord_errors_object};
 use super::ratelimit::{self, BucketState, Decision, Limit, Limiter};
+use crate::scripted_http::{DropConnection, dropped, serve};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, MatchedPath, Path, Request, State};
@@ -22,7 +23,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 /// Discord's REST API version prefix, as twilight and Discord's docs use it.
 pub const API_PREFIX: &str = "/api/v10";
@@ -416,18 +416,6 @@ impl Shared {
     }
 }
 
-/// Marks a response that must not be sent: the connection is closed instead.
-#[derive(Debug, Clone, Copy)]
-struct DropConnection;
-
-impl std::fmt::Display for DropConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("scripted disconnect")
-    }
-}
-
-impl std::error::Error for DropConnection {}
-
 /// The parsed body handed from the common steps to the route handler.
 #[derive(Debug, Clone)]
 struct JsonBody(Value);
@@ -677,35 +665,6 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Serves HTTP/1.1 with hyper directly rather than `axum::serve`, because a scripted disconnect must close
-/// the connection without writing a response, which only a failing hyper service can do.
-async fn serve(listener: tokio::net::TcpListener, router: Router) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let router = router.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let router = router.clone();
-                async move {
-                    let response = router.oneshot(request.map(Body::new)).await.unwrap_or_else(|never| match never {});
-                    if response.extensions().get::<DropConnection>().is_some() {
-                        Err(DropConnection)
-                    } else {
-                        Ok(response)
-                    }
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            // An error here is the scripted disconnect or a client going away: nothing to report.
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-        });
-        while connections.try_join_next().is_some() {}
-    }
-}
-
 fn discord_error(status: StatusCode, code: u64, message: &str) -> Response {
     (status, axum::Json(json!({"message": message, "code": code}))).into_response()
 }
@@ -898,9 +857,7 @@ fn scripted_answer(
             discord_error(StatusCode::INTERNAL_SERVER_ERROR, 0, "500: Internal Server Error")
         }
         ScriptedResponse::Disconnect => {
-            let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            response.extensions_mut().insert(DropConnection);
-            return response;
+            return dropped();
         }
         ScriptedResponse::Json { status, body } => {
             (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body))
