@@ -291,6 +291,7 @@ async fn bench_interactions() {
         metrics: signalpost::metrics::Metrics::new(),
         interactions: Some(Arc::new(endpoint)),
         clock,
+        feed: None,
     });
     let (clicks, submits) = notifications.split_at(INTERACTIONS);
     // Signing is the client's work (Discord's), so the requests are built before the clock starts.

@@ -35,7 +35,7 @@ pub struct Config {
     /// `sqlite://signalpost.db` or `postgres://…`.
     pub database_url: Secret,
     pub bind: String,
-    /// `replay` (the default) or `binance`; `oanda` and `twelvedata` are refused until they are built.
+    /// `replay` (the default), `binance`, `twelvedata` or `oanda`.
     pub feed: String,
     pub nats_url: Option<String>,
     /// Subject prefix on NATS, so several deployments can share one server.
@@ -49,6 +49,12 @@ pub struct Config {
     /// The live Binance market feed (`SIGNALPOST_FEED=binance`); its REST base is `binance.base_url`.
     #[serde(default)]
     pub binance_feed: BinanceFeedSettings,
+    /// The live Twelve Data feed (`SIGNALPOST_FEED=twelvedata`): forex, metals and US stocks by polling.
+    #[serde(default)]
+    pub twelvedata_feed: TwelveDataFeedSettings,
+    /// The live OANDA v20 feed (`SIGNALPOST_FEED=oanda`): forex and metals, candles polled, ticks streamed.
+    #[serde(default)]
+    pub oanda_feed: OandaFeedSettings,
     pub alpaca: ExchangeConfig,
     /// `SIGNALPOST_SECRET_KEY`: base64 of 32 bytes, the key that seals followers' broker API keys. Unset:
     /// `signalpost.key` in the data directory (the SQLite file's, else the working directory), generated on
@@ -62,6 +68,45 @@ pub struct Config {
     /// the signal's timeframe, at least an hour.
     #[serde(default)]
     pub notification_ttl_minutes: Option<u64>,
+    /// When a live feed counts as unhealthy on `/healthz` and the dashboard.
+    #[serde(default)]
+    pub feed_health: FeedHealthSettings,
+    /// How live feeds follow users' settings, and how the scanner warms up from the candle store.
+    #[serde(default)]
+    pub live: LiveSettings,
+}
+
+/// Live feeds re-derive their pairs when settings change (a `SettingsChanged` event) and every
+/// `subscription_recheck_secs` as a safety net for changes no event announced (another process without
+/// NATS, a database edited by hand).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct LiveSettings {
+    /// `SIGNALPOST_SUBSCRIPTION_RECHECK_SECS`; at least 1.
+    pub subscription_recheck_secs: u64,
+    /// Stored candles a scanner series reads before its first live candle (`SIGNALPOST_SCANNER_WARMUP_CANDLES`);
+    /// 0 turns the warm-up from the store off.
+    pub scanner_warmup_candles: u32,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings { subscription_recheck_secs: 60, scanner_warmup_candles: crate::scanner::DEFAULT_WARMUP_CANDLES }
+    }
+}
+
+/// How long a live feed may be down before `/healthz` answers 503 and the dashboard shows a banner.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct FeedHealthSettings {
+    /// Seconds down (or not yet connected) before the feed is unhealthy (`SIGNALPOST_FEED_DOWN_GRACE_SECS`).
+    pub down_grace_secs: u64,
+}
+
+impl Default for FeedHealthSettings {
+    fn default() -> Self {
+        FeedHealthSettings { down_grace_secs: crate::feed_health::DEFAULT_DOWN_GRACE.as_secs() }
+    }
 }
 
 /// The dashboard (`web` crate): where people reach it, and Discord OAuth2 sign-in when configured.
@@ -168,6 +213,86 @@ impl Default for BinanceFeedSettings {
     }
 }
 
+/// The live Twelve Data feed. Its pairs come from the users' settings like Binance's (forex, metals and stocks
+/// only), plus `pairs`; with no users and no `pairs`, EURUSD 1h.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct TwelveDataFeedSettings {
+    /// `TWELVEDATA_API_URL`; unset: `https://api.twelvedata.com`.
+    pub api_url: Option<String>,
+    /// `TWELVEDATA_API_KEY`; required when the feed is `twelvedata`.
+    pub api_key: Option<Secret>,
+    /// `SIGNALPOST_TWELVEDATA_CREDITS_PER_MINUTE`: the plan's API credits a minute (8 on the free plan).
+    pub credits_per_minute: u32,
+    /// `SIGNALPOST_TWELVEDATA_CREDITS_PER_DAY`: the plan's API credits a day (800 on the free plan).
+    pub credits_per_day: u32,
+    /// `SIGNALPOST_TWELVEDATA_PAIRS`: extra `SYMBOL:TIMEFRAME` pairs to poll whatever the settings say.
+    pub pairs: Vec<String>,
+    /// Candles fetched for a pair the candle store has none of.
+    pub warmup_candles: u32,
+    /// Seconds after a candle's close before the feed asks for it.
+    pub poll_delay_secs: u64,
+    /// How often a waiting feed re-reads the clock, in milliseconds; tests on a manual clock set it low.
+    pub recheck_ms: u64,
+}
+
+impl Default for TwelveDataFeedSettings {
+    fn default() -> Self {
+        TwelveDataFeedSettings {
+            api_url: None,
+            api_key: None,
+            credits_per_minute: 8,
+            credits_per_day: 800,
+            pairs: Vec::new(),
+            warmup_candles: 300,
+            poll_delay_secs: 5,
+            recheck_ms: 1000,
+        }
+    }
+}
+
+/// The live OANDA v20 feed. Its pairs come from the users' settings like Binance's (forex and metals only), plus
+/// `pairs`; with no users and no `pairs`, EURUSD 1h.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct OandaFeedSettings {
+    /// `OANDA_API_URL`; unset: the practice host `https://api-fxpractice.oanda.com` (live:
+    /// `https://api-fxtrade.oanda.com`).
+    pub api_url: Option<String>,
+    /// `OANDA_STREAM_URL`; unset: `https://stream-fxpractice.oanda.com` (live: `https://stream-fxtrade.oanda.com`).
+    pub stream_url: Option<String>,
+    /// `OANDA_TOKEN`: the account's personal access token; required when the feed is `oanda`.
+    pub token: Option<Secret>,
+    /// `OANDA_ACCOUNT_ID` (`101-004-1234567-001`); required when the feed is `oanda`.
+    pub account_id: Option<String>,
+    /// `SIGNALPOST_OANDA_PAIRS`: extra `SYMBOL:TIMEFRAME` pairs to poll whatever the settings say.
+    pub pairs: Vec<String>,
+    /// `SIGNALPOST_OANDA_PRICE`: `mid` (OANDA's mid-point candles) or `ba` (bid candles, as charts show them).
+    pub price: String,
+    /// Candles fetched for a pair the candle store has none of (at most 4999).
+    pub warmup_candles: u32,
+    /// Milliseconds after a candle's close before the feed asks for it.
+    pub poll_delay_ms: u64,
+    /// How often a waiting feed re-reads the clock, in milliseconds; tests on a manual clock set it low.
+    pub recheck_ms: u64,
+}
+
+impl Default for OandaFeedSettings {
+    fn default() -> Self {
+        OandaFeedSettings {
+            api_url: None,
+            stream_url: None,
+            token: None,
+            account_id: None,
+            pairs: Vec::new(),
+            price: "mid".into(),
+            warmup_candles: 300,
+            poll_delay_ms: 2000,
+            recheck_ms: 1000,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -182,11 +307,15 @@ impl Default for Config {
             discord: DiscordConfig::default(),
             binance: ExchangeConfig::default(),
             binance_feed: BinanceFeedSettings::default(),
+            twelvedata_feed: TwelveDataFeedSettings::default(),
+            oanda_feed: OandaFeedSettings::default(),
             alpaca: ExchangeConfig::default(),
             secret_key: None,
             model_path: None,
             web: WebConfig::default(),
             notification_ttl_minutes: None,
+            feed_health: FeedHealthSettings::default(),
+            live: LiveSettings::default(),
         }
     }
 }
@@ -212,12 +341,24 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("BINANCE_BASE_URL", "binance.base_url"),
     ("BINANCE_STREAM_URL", "binance_feed.stream_url"),
     ("SIGNALPOST_BINANCE_MARKET", "binance_feed.market"),
+    ("TWELVEDATA_API_URL", "twelvedata_feed.api_url"),
+    ("TWELVEDATA_API_KEY", "twelvedata_feed.api_key"),
+    ("SIGNALPOST_TWELVEDATA_CREDITS_PER_MINUTE", "twelvedata_feed.credits_per_minute"),
+    ("SIGNALPOST_TWELVEDATA_CREDITS_PER_DAY", "twelvedata_feed.credits_per_day"),
+    ("OANDA_API_URL", "oanda_feed.api_url"),
+    ("OANDA_STREAM_URL", "oanda_feed.stream_url"),
+    ("OANDA_TOKEN", "oanda_feed.token"),
+    ("OANDA_ACCOUNT_ID", "oanda_feed.account_id"),
+    ("SIGNALPOST_OANDA_PRICE", "oanda_feed.price"),
     ("ALPACA_API_KEY_ID", "alpaca.api_key"),
     ("ALPACA_API_SECRET_KEY", "alpaca.api_secret"),
     ("ALPACA_BASE_URL", "alpaca.base_url"),
     ("SIGNALPOST_SECRET_KEY", "secret_key"),
     ("SIGNALPOST_MODEL", "model_path"),
     ("SIGNALPOST_NOTIFICATION_TTL_MINUTES", "notification_ttl_minutes"),
+    ("SIGNALPOST_FEED_DOWN_GRACE_SECS", "feed_health.down_grace_secs"),
+    ("SIGNALPOST_SUBSCRIPTION_RECHECK_SECS", "live.subscription_recheck_secs"),
+    ("SIGNALPOST_SCANNER_WARMUP_CANDLES", "live.scanner_warmup_candles"),
     ("SIGNALPOST_PUBLIC_URL", "web.public_url"),
     ("DISCORD_CLIENT_ID", "web.discord_client_id"),
     ("DISCORD_CLIENT_SECRET", "web.discord_client_secret"),
@@ -246,6 +387,8 @@ impl Config {
             ("SIGNALPOST_REPLAY_SERIES", "replay.series"),
             ("SIGNALPOST_REPLAY_TICKS", "replay.ticks"),
             ("SIGNALPOST_BINANCE_PAIRS", "binance_feed.pairs"),
+            ("SIGNALPOST_TWELVEDATA_PAIRS", "twelvedata_feed.pairs"),
+            ("SIGNALPOST_OANDA_PAIRS", "oanda_feed.pairs"),
         ] {
             if let Ok(value) = std::env::var(var) {
                 let list: Vec<String> =
@@ -261,12 +404,42 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.feed != "replay" && self.feed != "binance" {
+        if !["replay", "binance", "twelvedata", "oanda"].contains(&self.feed.as_str()) {
             anyhow::bail!(
-                "SIGNALPOST_FEED={:?} is not available in this version: `replay` and `binance` are implemented; \
-                 the oanda and twelvedata feeds are tracked as open work",
+                "SIGNALPOST_FEED={:?} is not available in this version: `replay`, `binance`, `twelvedata` and \
+                 `oanda` are implemented",
                 self.feed
             );
+        }
+        if self.feed == "oanda" {
+            let oanda = &self.oanda_feed;
+            if oanda.token.as_ref().is_none_or(|t| t.expose().trim().is_empty()) {
+                anyhow::bail!("SIGNALPOST_FEED=oanda needs OANDA_TOKEN (a personal access token from OANDA's hub)");
+            }
+            if oanda.account_id.as_deref().is_none_or(|a| a.trim().is_empty()) {
+                anyhow::bail!(
+                    "SIGNALPOST_FEED=oanda needs OANDA_ACCOUNT_ID (the v20 account, like 101-004-1234567-001)"
+                );
+            }
+        }
+        if self.oanda_feed.price != "mid" && self.oanda_feed.price != "ba" {
+            anyhow::bail!("SIGNALPOST_OANDA_PRICE must be mid or ba, got {:?}", self.oanda_feed.price);
+        }
+        if self.oanda_feed.warmup_candles >= market::oanda::MAX_CANDLES_PER_REQUEST || self.oanda_feed.recheck_ms == 0 {
+            anyhow::bail!("oanda_feed.warmup_candles must be below 5000 and oanda_feed.recheck_ms at least 1");
+        }
+        if self.feed == "twelvedata"
+            && self.twelvedata_feed.api_key.as_ref().is_none_or(|k| k.expose().trim().is_empty())
+        {
+            anyhow::bail!("SIGNALPOST_FEED=twelvedata needs TWELVEDATA_API_KEY (a free key at https://twelvedata.com)");
+        }
+        if self.twelvedata_feed.credits_per_minute == 0 || self.twelvedata_feed.credits_per_day == 0 {
+            anyhow::bail!(
+                "SIGNALPOST_TWELVEDATA_CREDITS_PER_MINUTE and SIGNALPOST_TWELVEDATA_CREDITS_PER_DAY must be at least 1"
+            );
+        }
+        if self.twelvedata_feed.recheck_ms == 0 {
+            anyhow::bail!("twelvedata_feed.recheck_ms must be at least 1");
         }
         if self.binance_feed.market != "spot" && self.binance_feed.market != "futures" {
             anyhow::bail!("SIGNALPOST_BINANCE_MARKET must be spot or futures, got {:?}", self.binance_feed.market);
@@ -288,6 +461,9 @@ impl Config {
         }
         if self.monitor.sync_interval_ms == 0 {
             anyhow::bail!("monitor.sync_interval_ms must be at least 1");
+        }
+        if self.live.subscription_recheck_secs == 0 {
+            anyhow::bail!("SIGNALPOST_SUBSCRIPTION_RECHECK_SECS must be at least 1");
         }
         if self.notification_ttl_minutes == Some(0) {
             anyhow::bail!("SIGNALPOST_NOTIFICATION_TTL_MINUTES must be at least 1");
@@ -351,8 +527,37 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type.
+    fn the_oanda_feed_is_configured_from_the_environment_and_needs_its_credentials() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SIGNALPOST_FEED", "oanda");
+            let refused = format!("{:#}", Config::load().unwrap_err());
+            assert!(refused.contains("OANDA_TOKEN"), "{refused}");
+            jail.set_env("OANDA_TOKEN", "secret-oanda-token");
+            let refused = format!("{:#}", Config::load().unwrap_err());
+            assert!(refused.contains("OANDA_ACCOUNT_ID"), "{refused}");
+            jail.set_env("OANDA_ACCOUNT_ID", "101-004-1234567-001");
+            jail.set_env("OANDA_API_URL", "https://api-fxtrade.oanda.com");
+            jail.set_env("OANDA_STREAM_URL", "https://stream-fxtrade.oanda.com");
+            jail.set_env("SIGNALPOST_OANDA_PAIRS", "EURUSD:1h, XAUUSD:15m");
+            jail.set_env("SIGNALPOST_OANDA_PRICE", "ba");
+            let c = Config::load().unwrap();
+            assert_eq!(c.oanda_feed.token.as_ref().map(Secret::expose), Some("secret-oanda-token"));
+            assert!(!format!("{c:?}").contains("secret-oanda-token"));
+            assert_eq!(c.oanda_feed.account_id.as_deref(), Some("101-004-1234567-001"));
+            assert_eq!(c.oanda_feed.api_url.as_deref(), Some("https://api-fxtrade.oanda.com"));
+            assert_eq!(c.oanda_feed.stream_url.as_deref(), Some("https://stream-fxtrade.oanda.com"));
+            assert_eq!(c.oanda_feed.pairs, vec!["EURUSD:1h", "XAUUSD:15m"]);
+            assert_eq!(c.oanda_feed.price, "ba");
+            jail.set_env("SIGNALPOST_OANDA_PRICE", "last");
+            assert!(format!("{:#}", Config::load().unwrap_err()).contains("mid or ba"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unimplemented_feeds_are_refused_plainly() {
-        for feed in ["oanda", "twelvedata", "bloomberg"] {
+        for feed in ["bloomberg", "polygon"] {
             let c = Config { feed: feed.into(), ..Config::default() };
             let refused = c.validate().unwrap_err().to_string();
             assert!(refused.contains(feed) && refused.contains("not available"), "{refused}");
@@ -375,6 +580,30 @@ mod tests {
             assert_eq!(c.binance_feed.pairs, vec!["BTCUSDT:1h", "ETHUSDT:4h"]);
             jail.set_env("SIGNALPOST_BINANCE_MARKET", "margin");
             assert!(format!("{:#}", Config::load().unwrap_err()).contains("spot or futures"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type.
+    fn the_twelvedata_feed_is_configured_from_the_environment_and_needs_a_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SIGNALPOST_FEED", "twelvedata");
+            let refused = format!("{:#}", Config::load().unwrap_err());
+            assert!(refused.contains("TWELVEDATA_API_KEY"), "{refused}");
+            jail.set_env("TWELVEDATA_API_KEY", "td-key-in-env");
+            jail.set_env("TWELVEDATA_API_URL", "http://127.0.0.1:9");
+            jail.set_env("SIGNALPOST_TWELVEDATA_CREDITS_PER_MINUTE", "55");
+            jail.set_env("SIGNALPOST_TWELVEDATA_PAIRS", "EURUSD:1h, AAPL:15m");
+            let c = Config::load().unwrap();
+            assert_eq!(c.feed, "twelvedata");
+            assert_eq!(c.twelvedata_feed.api_key.as_ref().map(Secret::expose), Some("td-key-in-env"));
+            assert_eq!(c.twelvedata_feed.api_url.as_deref(), Some("http://127.0.0.1:9"));
+            assert_eq!((c.twelvedata_feed.credits_per_minute, c.twelvedata_feed.credits_per_day), (55, 800));
+            assert_eq!(c.twelvedata_feed.pairs, vec!["EURUSD:1h", "AAPL:15m"]);
+            assert!(!format!("{c:?}").contains("td-key-in-env"));
+            jail.set_env("SIGNALPOST_TWELVEDATA_CREDITS_PER_MINUTE", "0");
+            assert!(format!("{:#}", Config::load().unwrap_err()).contains("CREDITS_PER_MINUTE"));
             Ok(())
         });
     }

@@ -19,7 +19,7 @@
 //! client order id first, so an order that went out before the crash is recorded, not placed again.
 
 use broker::{
-    AlpacaBroker, AlpacaConfig, AlpacaCredentials, BinanceBroker, BinanceConfig, BinanceCredentials, BinanceMarket,
+    AlpacaConfig, AlpacaConnector, AlpacaCredentials, BinanceBroker, BinanceConfig, BinanceCredentials, BinanceMarket,
     Broker, BrokerError, ClientOrderId, InMemoryQuotes, OrderRef, OrderState, OrderStatus, PaperBroker, PaperConfig,
     PlaceOrder, Quote, QuoteSource,
 };
@@ -36,8 +36,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::{
-    BrokerKind, CopyOrder, CopyStatus, Follower, FollowerDayStats, FollowerId, KeyCipher, NewCopy, Store, StoreError,
+    BrokerKind, CopyOrder, CopyStatus, Follower, FollowerDayStats, FollowerId, KeyCipher, NewCopy, PlacedCopy, Store,
+    StoreError,
 };
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Followers worked on at once for one signal: enough to keep 1,000 broker round trips well inside a
@@ -54,6 +56,42 @@ pub const RECOVER_AFTER: chrono::Duration = chrono::Duration::seconds(30);
 pub enum CopierError {
     #[error("the copier could not read or write the store")]
     Store(#[from] StoreError),
+    /// The batch a placed copy was recorded in failed as a whole; the copy stays pending and is re-driven.
+    #[error("the copier could not record placed copies")]
+    Recording(#[source] Arc<StoreError>),
+    /// The task recording placed copies is gone (the runtime is shutting down); the copy stays pending.
+    #[error("the copier's recorder stopped")]
+    RecorderStopped,
+}
+
+/// Placed copies recorded in one transaction at most: bounds how long one commit holds the writer.
+const PLACED_BATCH: usize = 256;
+
+/// One placed copy's answer from the recorder: the whole batch's error is shared by its copies.
+type Recorded = Result<Option<Trade>, Arc<StoreError>>;
+
+/// Records placed copies for every copy in flight. Whatever is waiting when the previous commit ends goes
+/// into the next transaction: with one follower that is one copy (no added wait, as no timer is involved);
+/// with a thousand it is a few commits instead of a thousand, each a disk flush on SQLite. A crash before
+/// the commit leaves the copies pending, and recovery asks the broker for them by client order id.
+async fn record_placed(store: Arc<dyn Store>, mut queue: mpsc::Receiver<(PlacedCopy, oneshot::Sender<Recorded>)>) {
+    let mut batch = Vec::with_capacity(PLACED_BATCH);
+    while queue.recv_many(&mut batch, PLACED_BATCH).await > 0 {
+        let (copies, answers): (Vec<PlacedCopy>, Vec<oneshot::Sender<Recorded>>) = batch.drain(..).unzip();
+        match store.finish_copies_placed(&copies).await {
+            Ok(results) => {
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(result.map_err(Arc::new));
+                }
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                for answer in answers {
+                    let _ = answer.send(Err(error.clone()));
+                }
+            }
+        }
+    }
 }
 
 /// What copying one signal did, follower by follower.
@@ -107,6 +145,8 @@ pub struct BrokerDirectory {
     cipher: Arc<KeyCipher>,
     quotes: Arc<dyn QuoteSource>,
     cache: Mutex<HashMap<FollowerId, CachedBroker>>,
+    /// One HTTP client (one connection pool, TLS roots loaded once) for every Alpaca follower.
+    alpaca: Mutex<Option<AlpacaConnector>>,
 }
 
 /// A built client and the follower row version (`updated_at`) it was built from.
@@ -120,7 +160,7 @@ impl std::fmt::Debug for BrokerDirectory {
 
 impl BrokerDirectory {
     pub fn new(urls: BrokerUrls, cipher: Arc<KeyCipher>, quotes: Arc<dyn QuoteSource>) -> BrokerDirectory {
-        BrokerDirectory { urls, cipher, quotes, cache: Mutex::new(HashMap::new()) }
+        BrokerDirectory { urls, cipher, quotes, cache: Mutex::new(HashMap::new()), alpaca: Mutex::new(None) }
     }
 
     /// The follower's broker, from the cache when its row has not changed since the client was built.
@@ -162,7 +202,19 @@ impl BrokerDirectory {
                 let keys = self.credentials(follower)?;
                 let url = self.urls.alpaca.clone().unwrap_or_else(|| AlpacaConfig::PAPER_URL.to_string());
                 let config = AlpacaConfig::new(url, AlpacaCredentials::new(keys.api_key, keys.api_secret));
-                let broker = AlpacaBroker::new(config).map_err(|e| match e {
+                let connector = {
+                    let mut shared = self.alpaca.lock().unwrap_or_else(|p| p.into_inner());
+                    match shared.as_ref() {
+                        Some(connector) => connector.clone(),
+                        None => {
+                            let connector = AlpacaConnector::new(config.timeout)
+                                .map_err(|e| NoBroker::Unavailable(e.to_string()))?;
+                            *shared = Some(connector.clone());
+                            connector
+                        }
+                    }
+                };
+                let broker = connector.connect(config).map_err(|e| match e {
                     // The only failure is a key a header cannot carry, or the HTTP client itself.
                     BrokerError::Rejected { reason, .. } => NoBroker::Credentials(reason),
                     other => NoBroker::Unavailable(other.to_string()),
@@ -198,6 +250,8 @@ pub struct Copier {
 }
 
 struct Inner {
+    /// Hands placed copies to [`record_placed`].
+    recorder: mpsc::Sender<(PlacedCopy, oneshot::Sender<Recorded>)>,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     clock: Arc<dyn Clock>,
@@ -236,7 +290,13 @@ impl Copier {
         quotes: Arc<InMemoryQuotes>,
         brokers: BrokerDirectory,
     ) -> Copier {
-        Copier { inner: Arc::new(Inner { store, bus, clock, quotes, brokers }), concurrency: DEFAULT_CONCURRENCY }
+        let (recorder, queue) = mpsc::channel(PLACED_BATCH * 4);
+        // Ends when the last copier clone (and so the sender) is dropped.
+        tokio::spawn(record_placed(store.clone(), queue));
+        Copier {
+            inner: Arc::new(Inner { recorder, store, bus, clock, quotes, brokers }),
+            concurrency: DEFAULT_CONCURRENCY,
+        }
     }
 
     /// Followers (or copied trades) worked on at once, at least 1.
@@ -629,7 +689,11 @@ impl Copier {
             notification_id: None,
             opened_at: now,
         };
-        match self.inner.store.finish_copy_placed(row.id, &state.broker_order_id, &trade, now).await {
+        let copy = PlacedCopy { id: row.id, broker_order_id: state.broker_order_id.clone(), trade, at: now };
+        let (answer, recorded) = oneshot::channel();
+        // The recorder lives as long as any copier clone; it is gone only when the runtime is shutting down.
+        self.inner.recorder.send((copy, answer)).await.map_err(|_| CopierError::RecorderStopped)?;
+        match recorded.await.map_err(|_| CopierError::RecorderStopped)? {
             Ok(Some(opened)) => {
                 tracing::info!(copy = row.id.0, trade = %opened.id, follower = follower.id.0,
                     broker = follower.broker.as_str(), "copy placed");
@@ -639,13 +703,14 @@ impl Copier {
                 Ok(Some(CopyStatus::Placed))
             }
             Ok(None) => Ok(None),
-            Err(StoreError::Invalid(why)) => {
+            Err(error) if matches!(*error, StoreError::Invalid(_)) => {
+                let why = &error;
                 // The broker holds the order, but its fill left the levels on the wrong side: say so plainly.
                 let reason = format!("order {} was placed but could not be recorded: {why}", state.broker_order_id);
                 tracing::error!(copy = row.id.0, %reason, "copy placed at the broker but not recorded");
                 self.unplaced(row, CopyStatus::Failed, None, &reason).await
             }
-            Err(error) => Err(error.into()),
+            Err(error) => Err(CopierError::Recording(error)),
         }
     }
 

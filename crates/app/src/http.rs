@@ -20,6 +20,8 @@ pub struct HttpState {
     /// Present when `DISCORD_PUBLIC_KEY` is set.
     pub interactions: Option<Arc<InteractionEndpoint>>,
     pub clock: Arc<dyn domain::Clock>,
+    /// The market feed's health, reported by `/healthz`; `None` when no feed runs (benchmarks of one route).
+    pub feed: Option<crate::feed_health::FeedHealth>,
 }
 
 /// Discord's Interactions Endpoint: the signature check, then the handler.
@@ -46,9 +48,54 @@ impl IntoResponse for AppError {
     }
 }
 
-async fn healthz(State(state): State<HttpState>) -> Result<impl IntoResponse, AppError> {
-    state.store.ping().await.map_err(AppError::DatabaseUnavailable)?;
-    Ok(axum::Json(serde_json::json!({ "status": "ok", "database": state.store.backend_name() })))
+/// `GET /healthz`: 200 when the database answers and the market feed is healthy, else 503; the body names
+/// the feed, its state and, when unhealthy, why (problem, since when, stale pairs) in words fit for anyone
+/// who can reach the port. Causes with internals stay in the log.
+async fn healthz(State(state): State<HttpState>) -> Response {
+    let database = state.store.ping().await.map_err(AppError::DatabaseUnavailable);
+    let feed = state.feed.as_ref().map(|f| f.status());
+    let feed_healthy = feed.as_ref().is_none_or(|f| f.healthy);
+    let feed_json = feed.map(|f| {
+        let mut json = serde_json::json!({ "name": f.feed, "state": f.state, "since": f.since, "healthy": f.healthy });
+        if let Some(problem) = f.problem {
+            json["problem"] = problem.into();
+        }
+        if !f.stale.is_empty() {
+            json["stale"] = serde_json::json!(f.stale);
+        }
+        json
+    });
+    match database {
+        Ok(()) if feed_healthy => axum::Json(serde_json::json!({
+            "status": "ok",
+            "database": state.store.backend_name(),
+            "feed": feed_json,
+        }))
+        .into_response(),
+        Ok(()) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "unhealthy",
+                "error": "the market feed is unhealthy",
+                "database": state.store.backend_name(),
+                "feed": feed_json,
+            })),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, source = ?std::error::Error::source(&error), "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "status": "unhealthy",
+                    "error": error.to_string(),
+                    "database": "unavailable",
+                    "feed": feed_json,
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {

@@ -9,6 +9,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod copier;
+pub mod feed_health;
+pub mod feed_subscriptions;
 pub mod gateway;
 pub mod http;
 pub mod interactions;
@@ -20,6 +22,7 @@ pub mod router;
 pub mod scanner;
 pub mod slash;
 pub mod startup;
+pub mod subscriptions;
 pub mod trade_notices;
 
 pub use config::Config;

@@ -1,7 +1,7 @@
 //! Prometheus metrics, served as text on `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Debug, Clone)]
@@ -28,6 +28,11 @@ pub struct Metrics {
     pub feed_lag_seconds: HistogramVec,
     pub feed_reconnects: IntCounterVec,
     pub feed_gaps_filled: IntCounterVec,
+    /// Feed health (see `feed_health`), by `feed`: 1 while receiving, 0 while connecting or down; subscribed
+    /// pairs stale now; stale alarms raised (one per episode).
+    pub feed_up: IntGaugeVec,
+    pub feed_stale_pairs: IntGaugeVec,
+    pub feed_stale_alarms: IntCounterVec,
 }
 
 impl Metrics {
@@ -96,6 +101,24 @@ impl Metrics {
         for c in [&feed_reconnects, &feed_gaps_filled] {
             registry.register(Box::new(c.clone())).expect("unique metric names");
         }
+        let feed_up = IntGaugeVec::new(
+            Opts::new("feed_up", "Whether the market feed is receiving from its vendor: 1 up, 0 connecting or down"),
+            &["feed"],
+        )
+        .unwrap();
+        let feed_stale_pairs = IntGaugeVec::new(
+            Opts::new("feed_stale_pairs", "Subscribed pairs with no candle for more than two timeframes of trading"),
+            &["feed"],
+        )
+        .unwrap();
+        let feed_stale_alarms = IntCounterVec::new(
+            Opts::new("feed_stale_alarms_total", "Stale-pair alarms raised, one per pair and episode"),
+            &["feed"],
+        )
+        .unwrap();
+        registry.register(Box::new(feed_up.clone())).expect("unique metric names");
+        registry.register(Box::new(feed_stale_pairs.clone())).expect("unique metric names");
+        registry.register(Box::new(feed_stale_alarms.clone())).expect("unique metric names");
         Metrics {
             registry,
             ticks,
@@ -113,6 +136,9 @@ impl Metrics {
             feed_lag_seconds,
             feed_reconnects,
             feed_gaps_filled,
+            feed_up,
+            feed_stale_pairs,
+            feed_stale_alarms,
         }
     }
 

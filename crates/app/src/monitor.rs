@@ -234,7 +234,8 @@ impl PositionMonitor {
             Event::CandleClosed { .. }
             | Event::FeedFinished { .. }
             | Event::SignalCreated { .. }
-            | Event::ProviderUpdate { .. } => {}
+            | Event::ProviderUpdate { .. }
+            | Event::SettingsChanged { .. } => {}
         }
     }
 

@@ -5,6 +5,11 @@
 //! subscribes. Subscriptions are read from the store and refreshed at most every few seconds, not on every
 //! candle. Signals are stored with a dedup key (`engine:<symbol>:<timeframe>:<close time>`), so a restart
 //! replaying the same candle, or a second scanner process, stores each signal once.
+//!
+//! On a live feed a series' engine is warmed from the candle store before its first candle of the run (the
+//! last `warmup_from_store` stored candles before it), so after a restart, or when a pair joins the feed
+//! mid-run, its indicators hold what a continuous run would hold and the vendor is asked only for the
+//! candles the store lacks. Warm-up candles never produce signals.
 
 use bus::{Bus, Event};
 use chrono::{DateTime, Utc};
@@ -13,7 +18,7 @@ use domain::{
 };
 use engine::reversal::{EngineSignal, ReversalModel, ReversalScanner};
 use rust_decimal::{Decimal, prelude::FromPrimitive};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, hash_map};
 use std::sync::Arc;
 use store::Store;
 use tokio::sync::mpsc;
@@ -54,6 +59,40 @@ pub fn to_signal(s: &EngineSignal, instrument: &Instrument, timeframe: Timeframe
     };
     signal.validate()?;
     Ok(signal)
+}
+
+/// Stored candles a series reads before its first candle of a run: enough for the engine's exponential
+/// indicators (MACD's 26-bar EMA, ADX's double smoothing) to settle to a continuous run's values. The same
+/// as the Binance feed's vendor warm-up.
+pub const DEFAULT_WARMUP_CANDLES: u32 = 300;
+
+/// A fresh engine for a series, fed the last `count` stored candles that opened before `before`. A store
+/// that cannot answer leaves the engine cold (logged): the feed's own backfill still warms it, later.
+async fn warmed_scanner(
+    store: &dyn Store,
+    model: Arc<ReversalModel>,
+    symbol: &Symbol,
+    timeframe: Timeframe,
+    before: DateTime<Utc>,
+    count: u32,
+) -> ReversalScanner {
+    let mut scanner = ReversalScanner::new(model, timeframe.seconds());
+    if count == 0 {
+        return scanner;
+    }
+    // `recent_candles` includes its bound; candles open on whole seconds, so this excludes `before` itself.
+    let until = before - chrono::Duration::seconds(1);
+    match store.recent_candles(symbol, timeframe, until, count).await {
+        Ok(candles) => {
+            for candle in &candles {
+                // Their signals were due (and handled) when those candles were live.
+                let _ = scanner.on_bar(&engine::Bar::from(candle));
+            }
+            tracing::info!(%symbol, %timeframe, candles = candles.len(), "scanner warmed from the candle store");
+        }
+        Err(error) => tracing::warn!(%error, %symbol, %timeframe, "could not read stored candles; scanner starts cold"),
+    }
+    scanner
 }
 
 /// Which (instrument, timeframe) pairs any user with notifications on asked for.
@@ -101,6 +140,9 @@ pub struct ScannerService {
     /// the indicators: a signal on them would reach users hours late. `false` for a replay, whose whole
     /// history is in the past by design.
     pub warm_up_only_stale_candles: bool,
+    /// Stored candles each series reads before its first candle ([`DEFAULT_WARMUP_CANDLES`] on a live feed);
+    /// 0, the default: none, as for a replay, whose store may hold another run's candles.
+    pub warmup_from_store: u32,
 }
 
 impl std::fmt::Debug for ScannerService {
@@ -121,6 +163,7 @@ impl ScannerService {
             refreshed_at: None,
             signals_stored: None,
             warm_up_only_stale_candles: false,
+            warmup_from_store: 0,
         }
     }
 
@@ -146,11 +189,13 @@ impl ScannerService {
     /// Runs the engine on one closed candle; stores and announces the signal if someone subscribes to it.
     pub async fn on_candle(&mut self, symbol: &Symbol, timeframe: Timeframe, candle: &domain::Candle) {
         let Ok(instrument) = InstrumentRegistry::global().get(symbol.as_str()) else { return };
-        let model = self.model.clone();
-        let scanner = self
-            .scanners
-            .entry((symbol.clone(), timeframe))
-            .or_insert_with(|| ReversalScanner::new(model, timeframe.seconds()));
+        let scanner = match self.scanners.entry((symbol.clone(), timeframe)) {
+            hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            hash_map::Entry::Vacant(entry) => {
+                let (model, count) = (self.model.clone(), self.warmup_from_store);
+                entry.insert(warmed_scanner(self.store.as_ref(), model, symbol, timeframe, candle.time, count).await)
+            }
+        };
         let Some(found) = scanner.on_bar(&engine::Bar::from(candle)) else { return };
         if self.warm_up_only_stale_candles && self.is_stale(candle, timeframe) {
             tracing::debug!(%symbol, %timeframe, time = %candle.time, "signal on a backfilled candle not sent");

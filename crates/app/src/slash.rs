@@ -173,6 +173,7 @@ impl SlashCommands<'_> {
                         return Ok(ephemeral_message(&format!("Nothing was changed: {error}.")));
                     }
                     self.store.save_settings(owner.id, &new).await.context("could not save settings")?;
+                    self.settings_changed(owner).await;
                     s = new;
                 }
                 Err(reason) => return Ok(ephemeral_message(&format!("Nothing was changed: {reason}"))),
@@ -197,10 +198,18 @@ impl SlashCommands<'_> {
             }
             if new != current {
                 self.store.save_settings(owner.id, &new).await.context("could not save settings")?;
+                self.settings_changed(owner).await;
             }
             Ok(discord::interactions::update_message(&settings_view(&new, owner)))
         };
         answer_or_apologise("settings", answer.await)
+    }
+
+    /// Tells the live feeds to re-derive their pairs. A lost event only delays that to their periodic check.
+    async fn settings_changed(&self, owner: &User) {
+        if let Err(error) = self.bus.publish(Event::SettingsChanged { user_id: owner.id }).await {
+            tracing::warn!(%error, "could not announce a settings change; the feeds will find it in the store");
+        }
     }
 
     async fn trades(&self, owner: &User) -> Answer {

@@ -1,6 +1,8 @@
 //! Start-up: connect and migrate the store, start the market feed, the position monitor and the HTTP
 //! listener, and stop them all in order when shutdown is requested.
 
+use crate::feed_health::FeedHealth;
+use crate::feed_subscriptions::FeedPairs;
 use crate::scanner::{ClosedCandle, ScannerService};
 use crate::{config::Config, http, metrics::Metrics, monitor::PositionMonitor};
 use anyhow::Context;
@@ -101,12 +103,32 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let store = open_store(&config).await?;
         let metrics = Metrics::new();
+        // Live feeds report their connection to it and the pump every candle; `/healthz` and the dashboard read it.
+        let feed_health = if config.feed == "replay" {
+            FeedHealth::replay(clock.clone(), metrics.clone())
+        } else {
+            let grace = Duration::from_secs(config.feed_health.down_grace_secs);
+            FeedHealth::live(&config.feed, Vec::new(), clock.clone(), grace, metrics.clone())
+        };
+        let shutdown = CancellationToken::new();
         let feed: Box<dyn market::MarketFeed> = match config.feed.as_str() {
-            "binance" => Box::new(binance_feed(&config, store.as_ref(), clock.clone(), &metrics).await?),
+            "binance" => {
+                let feed = binance_feed(&config, store.as_ref(), clock.clone(), &feed_health).await?;
+                let feed = binance_follow_settings(feed, &config, store.clone(), bus.as_ref(), &feed_health, &shutdown);
+                Box::new(feed.await?)
+            }
+            "oanda" => Box::new(
+                oanda_feed(&config, store.clone(), bus.as_ref(), clock.clone(), &feed_health, &shutdown).await?,
+            ),
+            "twelvedata" => {
+                let feed = twelvedata_feed(&config, store.as_ref(), clock.clone(), &feed_health).await?;
+                let feed =
+                    twelvedata_follow_settings(feed, &config, store.clone(), bus.as_ref(), &feed_health, &shutdown);
+                Box::new(feed.await?)
+            }
             _ => Box::new(replay_feed(&config)?),
         };
         let replay = config.feed == "replay";
-        let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
         // The monitor loads open trades before the feed starts, so no tick passes a trade it should close.
@@ -134,6 +156,9 @@ impl Application {
         let mut scanner = ScannerService::new(store.clone(), bus.clone(), clock.clone(), model);
         scanner.signals_stored = Some(metrics.signals_stored.clone());
         scanner.warm_up_only_stale_candles = config.feed != "replay";
+        if config.feed != "replay" {
+            scanner.warmup_from_store = config.live.scanner_warmup_candles;
+        }
         let (candle_tx, candle_rx) = mpsc::channel(1024);
         let (candles_done_tx, candles_done) = oneshot::channel::<()>();
         let scanner_shutdown = shutdown.clone();
@@ -237,7 +262,13 @@ impl Application {
             metrics.clone(),
             clock.clone(),
             publish_candles,
+            feed_health.clone(),
+            // A live feed's coarser candles continue the stored ones; a replay's store may hold another run's.
+            (config.feed != "replay").then(|| store.clone()),
         ));
+        if config.feed != "replay" {
+            tasks.spawn(feed_health.clone().run_checks(crate::feed_health::CHECK_INTERVAL, shutdown.clone()));
+        }
         let feed_shutdown = shutdown.clone();
         tasks.spawn(async move {
             // When the replay ends its channel closes; the end is announced once the monitor has applied every
@@ -276,11 +307,17 @@ impl Application {
         };
         let dashboard =
             dashboard_state(&config, store.clone(), clock.clone(), address)?.with_bus(bus.clone()).with_cipher(cipher);
+        let dashboard = dashboard.with_feed_status(Arc::new(feed_health.clone()));
         if config.web.first_run_admin {
             first_run_admin(store.as_ref(), &dashboard.config.public_url, clock.now()).await?;
         }
-        let http_state =
-            http::HttpState { store: store.clone(), metrics: metrics.clone(), interactions, clock: clock.clone() };
+        let http_state = http::HttpState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            interactions,
+            clock: clock.clone(),
+            feed: Some(feed_health),
+        };
         let app = http::router_with_dashboard(http_state, dashboard);
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -412,6 +449,8 @@ async fn pump(
     metrics: Metrics,
     clock: Arc<dyn Clock>,
     publish_candles: bool,
+    health: FeedHealth,
+    warm_store: Option<Arc<dyn Store>>,
 ) {
     let mut resamplers: HashMap<(Symbol, Timeframe), Vec<Resampler>> = HashMap::new();
     while let Some(event) = feed.recv().await {
@@ -424,15 +463,16 @@ async fn pump(
                 }
             }
             FeedEvent::CandleClosed { symbol, timeframe, candle } => {
-                let chain = resamplers.entry((symbol.clone(), timeframe)).or_insert_with(|| {
-                    let mut chain = Vec::new();
-                    let mut tf = timeframe;
-                    while let Some(next) = tf.coarser() {
-                        chain.push(Resampler::with_source(timeframe, next));
-                        tf = next;
+                health.candle_closed(&symbol, timeframe, candle.close_time(timeframe));
+                let chain = match resamplers.entry((symbol.clone(), timeframe)) {
+                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        let store = warm_store.as_deref();
+                        entry.insert(
+                            crate::feed_subscriptions::resampler_chain(store, &symbol, timeframe, &candle).await,
+                        )
                     }
-                    chain
-                });
+                };
                 let mut closed = vec![(timeframe, candle.clone())];
                 for resampler in chain.iter_mut() {
                     let to = resampler.timeframe();
@@ -466,51 +506,80 @@ async fn pump(
     }
 }
 
-/// The pairs the Binance feed streams: every enabled user's preferred pairs (all USDT crypto pairs when they
-/// named none) × their enabled timeframes (all when none), crypto only, plus `binance_feed.pairs`; BTCUSDT 1h
-/// when that leaves nothing. Read once at start: a changed setting takes effect on the next restart.
-///
-/// Only the finest timeframe of each symbol is streamed: the pump resamples every series into all coarser
-/// timeframes, so streaming 1h and 4h of one symbol would hand the scanner each 4h candle twice.
-pub async fn binance_pairs(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<(Symbol, Timeframe)>> {
-    let registry = InstrumentRegistry::global();
-    let binance_symbol = |symbol: &Symbol| {
-        registry.get(symbol.as_str()).is_ok_and(|i| i.asset_class == domain::AssetClass::Crypto && i.quote == "USDT")
+/// What each live feed serves of users' settings, its configured extra pairs, and its fallback pair.
+pub fn feed_pairs(config: &Config, feed: &str) -> FeedPairs {
+    use domain::AssetClass;
+    let (serves, extra, fallback): (crate::feed_subscriptions::Serves, _, _) = match feed {
+        "oanda" => (
+            Arc::new(|i| matches!(i.asset_class, AssetClass::Forex | AssetClass::Metal)),
+            config.oanda_feed.pairs.clone(),
+            "EURUSD",
+        ),
+        "twelvedata" => (
+            Arc::new(|i| matches!(i.asset_class, AssetClass::Forex | AssetClass::Metal | AssetClass::Stock)),
+            config.twelvedata_feed.pairs.clone(),
+            "EURUSD",
+        ),
+        _ => (
+            Arc::new(|i| i.asset_class == AssetClass::Crypto && i.quote == "USDT"),
+            config.binance_feed.pairs.clone(),
+            "BTCUSDT",
+        ),
     };
-    let all_crypto: Vec<Symbol> = (0..u16::MAX)
-        .map_while(|i| registry.by_index(i))
-        .filter(|i| i.asset_class == domain::AssetClass::Crypto && i.quote == "USDT")
-        .map(|i| i.symbol.clone())
-        .collect();
-    let mut pairs = std::collections::BTreeSet::new();
-    let users = store.users_with_settings().await.context("could not read users' settings for the Binance feed")?;
-    for (_, settings) in users.iter().filter(|(_, s)| s.notifications_enabled) {
-        let symbols = if settings.preferred_pairs.is_empty() { &all_crypto } else { &settings.preferred_pairs };
-        let timeframes: &[Timeframe] =
-            if settings.enabled_timeframes.is_empty() { &Timeframe::ALL } else { &settings.enabled_timeframes };
-        for symbol in symbols.iter().filter(|s| binance_symbol(s)) {
-            for timeframe in timeframes {
-                pairs.insert((symbol.clone(), *timeframe));
+    FeedPairs { feed: feed.to_string(), serves, extra, fallback: (Symbol::normalize(fallback), Timeframe::H1) }
+}
+
+/// The open time of the last stored candle of each pair: a live feed's backfill starts after it.
+async fn stored_resume_points(
+    store: &dyn Store,
+    pairs: &[(Symbol, Timeframe)],
+) -> anyhow::Result<HashMap<(Symbol, Timeframe), chrono::DateTime<chrono::Utc>>> {
+    let mut resume = HashMap::new();
+    for (symbol, timeframe) in pairs {
+        if let Some(last) = store
+            .last_candle_time(symbol, *timeframe)
+            .await
+            .with_context(|| format!("could not read the last stored {symbol} {timeframe} candle"))?
+        {
+            resume.insert((symbol.clone(), *timeframe), last);
+        }
+    }
+    Ok(resume)
+}
+
+/// Makes a live feed follow users' settings: starts the watch that re-derives its pairs when a setting
+/// changes (see [`crate::feed_subscriptions`]) and keeps the feed health's list current. Returns what to hand
+/// the feed's `with_updates`.
+async fn follow_settings(
+    pairs: FeedPairs,
+    started_with: &[(Symbol, Timeframe)],
+    config: &Config,
+    store: Arc<dyn Store>,
+    bus: &dyn Bus,
+    health: &FeedHealth,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<market::SubscriptionUpdates> {
+    let recheck = Duration::from_secs(config.live.subscription_recheck_secs);
+    let (now, mut updates) =
+        crate::feed_subscriptions::spawn_subscription_watch(store, bus, pairs, recheck, shutdown.clone()).await?;
+    // Settings saved between the feed's first read and the watch's: the feed takes the newer set at once.
+    if now != started_with {
+        updates.mark_changed();
+    }
+    let mut follow = updates.clone();
+    let (health, stop) = (health.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                changed = follow.changed() => match changed {
+                    Ok(()) => health.set_subscriptions(follow.borrow_and_update().clone()),
+                    Err(_) => return,
+                },
             }
         }
-    }
-    for spec in &config.binance_feed.pairs {
-        let (symbol, timeframe) =
-            spec.split_once(':').with_context(|| format!("binance pair {spec:?} is not SYMBOL:TIMEFRAME"))?;
-        let timeframe = Timeframe::parse(timeframe).with_context(|| format!("binance pair {spec:?}"))?;
-        pairs.insert((Symbol::normalize(symbol), timeframe));
-    }
-    if pairs.is_empty() {
-        pairs.insert((Symbol::normalize("BTCUSDT"), Timeframe::H1));
-    }
-    let mut finest: std::collections::BTreeMap<Symbol, Timeframe> = std::collections::BTreeMap::new();
-    for (symbol, timeframe) in pairs {
-        let entry = finest.entry(symbol).or_insert(timeframe);
-        if timeframe.seconds() < entry.seconds() {
-            *entry = timeframe;
-        }
-    }
-    Ok(finest.into_iter().collect())
+    });
+    Ok(updates)
 }
 
 /// The live Binance feed, resuming each pair after the last candle the store holds.
@@ -518,14 +587,14 @@ pub async fn binance_feed(
     config: &Config,
     store: &dyn Store,
     clock: Arc<dyn Clock>,
-    metrics: &Metrics,
+    health: &FeedHealth,
 ) -> anyhow::Result<market::BinanceFeed> {
     let market = if config.binance_feed.market == "futures" {
         market::BinanceMarket::UsdFutures
     } else {
         market::BinanceMarket::Spot
     };
-    let pairs = binance_pairs(config, store).await?;
+    let pairs = feed_pairs(config, "binance").current(store).await?;
     let mut feed_config = market::BinanceFeedConfig::new(market, pairs.clone());
     if let Some(url) = &config.binance.base_url {
         feed_config.rest_url = url.clone();
@@ -535,20 +604,118 @@ pub async fn binance_feed(
     }
     feed_config.warmup_candles = config.binance_feed.warmup_candles;
     feed_config.connection_lifetime = Duration::from_secs(config.binance_feed.connection_lifetime_secs);
-    for (symbol, timeframe) in &pairs {
-        if let Some(last) = store
-            .last_candle_time(symbol, *timeframe)
-            .await
-            .with_context(|| format!("could not read the last stored {symbol} {timeframe} candle"))?
-        {
-            feed_config.resume_after.insert((symbol.clone(), *timeframe), last);
-        }
-    }
+    feed_config.resume_after = stored_resume_points(store, &pairs).await?;
     tracing::info!(pairs = pairs.len(), ?market, "Binance feed configured");
     let feed = market::BinanceFeed::new(feed_config, clock)
         .context("the Binance feed cannot serve the configured pairs")?
-        .with_observer(Arc::new(metrics.clone()));
+        .with_observer(health.observer());
+    health.set_subscriptions(pairs);
     // An instrument Binance does not list is an error at start, not a silent empty stream.
     feed.check_instruments().await.context("the Binance feed cannot start")?;
     Ok(feed)
+}
+
+/// Makes the Binance feed follow users' settings: pairs gained or lost when a setting changes, without a
+/// restart, a gained pair resuming after its last stored candle, and the feed health tracking the current set.
+pub async fn binance_follow_settings(
+    feed: market::BinanceFeed,
+    config: &Config,
+    store: Arc<dyn Store>,
+    bus: &dyn Bus,
+    health: &FeedHealth,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<market::BinanceFeed> {
+    let pairs = feed_pairs(config, "binance");
+    let started_with = feed.config().subscriptions.clone();
+    let updates = follow_settings(pairs, &started_with, config, store.clone(), bus, health, shutdown).await?;
+    Ok(feed.with_updates(updates).with_resume_points(Arc::new(crate::feed_subscriptions::StoredResume(store))))
+}
+
+/// The live OANDA feed: forex and metal pairs from users' settings plus `oanda_feed.pairs` (EURUSD 1h when
+/// that leaves nothing), each resuming after the last candle the store holds, following settings changes
+/// without a restart like Binance's. The account's instruments are checked before the app starts.
+pub async fn oanda_feed(
+    config: &Config,
+    store: Arc<dyn Store>,
+    bus: &dyn Bus,
+    clock: Arc<dyn Clock>,
+    health: &FeedHealth,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<market::OandaFeed> {
+    let settings = &config.oanda_feed;
+    let (Some(token), Some(account)) = (&settings.token, &settings.account_id) else {
+        anyhow::bail!("SIGNALPOST_FEED=oanda needs OANDA_TOKEN and OANDA_ACCOUNT_ID");
+    };
+    let pairs = feed_pairs(config, "oanda").current(store.as_ref()).await?;
+    let mut feed_config = market::OandaFeedConfig::new(token.expose(), account.clone(), pairs.clone());
+    if let Some(url) = &settings.api_url {
+        feed_config.rest_url = url.clone();
+    }
+    if let Some(url) = &settings.stream_url {
+        feed_config.stream_url = url.clone();
+    }
+    feed_config.price = if settings.price == "ba" { market::OandaPrice::BidAsk } else { market::OandaPrice::Mid };
+    feed_config.warmup_candles = settings.warmup_candles;
+    feed_config.poll_delay = Duration::from_millis(settings.poll_delay_ms);
+    feed_config.clock_recheck = Duration::from_millis(settings.recheck_ms);
+    feed_config.resume_after = stored_resume_points(store.as_ref(), &pairs).await?;
+    tracing::info!(pairs = pairs.len(), rest = %feed_config.rest_url, "OANDA feed configured");
+    let feed = market::OandaFeed::new(feed_config, clock)
+        .context("the OANDA feed cannot serve the configured pairs")?
+        .with_observer(health.observer());
+    health.set_subscriptions(pairs.clone());
+    // A bad token, or an instrument the account cannot trade, is an error at start rather than an empty feed.
+    feed.check_instruments().await.context("the OANDA feed cannot start")?;
+    let updates =
+        follow_settings(feed_pairs(config, "oanda"), &pairs, config, store.clone(), bus, health, shutdown).await?;
+    Ok(feed.with_updates(updates).with_resume_points(Arc::new(crate::feed_subscriptions::StoredResume(store))))
+}
+
+/// The live Twelve Data feed, resuming each pair after the last candle the store holds. An instrument it
+/// cannot serve (crypto, or one the registry does not know) is an error here; one Twelve Data does not list
+/// ends the feed's run with its name at the first poll.
+pub async fn twelvedata_feed(
+    config: &Config,
+    store: &dyn Store,
+    clock: Arc<dyn Clock>,
+    health: &FeedHealth,
+) -> anyhow::Result<market::TwelveDataFeed> {
+    let settings = &config.twelvedata_feed;
+    let key = settings.api_key.as_ref().context("SIGNALPOST_FEED=twelvedata needs TWELVEDATA_API_KEY")?;
+    let pairs = feed_pairs(config, "twelvedata").current(store).await?;
+    let mut feed_config = market::TwelveDataFeedConfig::new(market::TwelveDataKey::new(key.expose()), pairs.clone());
+    if let Some(url) = &settings.api_url {
+        feed_config.rest_url = url.clone();
+    }
+    feed_config.credits_per_minute = settings.credits_per_minute;
+    feed_config.credits_per_day = settings.credits_per_day;
+    feed_config.warmup_candles = settings.warmup_candles;
+    feed_config.poll_delay = Duration::from_secs(settings.poll_delay_secs);
+    feed_config.recheck = Duration::from_millis(settings.recheck_ms);
+    feed_config.resume_after = stored_resume_points(store, &pairs).await?;
+    tracing::info!(
+        pairs = pairs.len(),
+        credits_per_minute = settings.credits_per_minute,
+        "Twelve Data feed configured"
+    );
+    let feed = market::TwelveDataFeed::new(feed_config, clock)
+        .context("the Twelve Data feed cannot serve the configured pairs")?
+        .with_observer(health.observer());
+    health.set_subscriptions(pairs);
+    Ok(feed)
+}
+
+/// Makes the Twelve Data feed follow users' settings, as [`binance_follow_settings`] does for Binance.
+pub async fn twelvedata_follow_settings(
+    feed: market::TwelveDataFeed,
+    config: &Config,
+    store: Arc<dyn Store>,
+    bus: &dyn Bus,
+    health: &FeedHealth,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<market::TwelveDataFeed> {
+    let pairs = feed_pairs(config, "twelvedata");
+    let started_with = feed.config().subscriptions.clone();
+    let updates = follow_settings(pairs, &started_with, config, store.clone(), bus, health, shutdown).await?;
+    Ok(feed.with_updates(updates).with_resume_points(Arc::new(crate::feed_subscriptions::StoredResume(store))))
 }

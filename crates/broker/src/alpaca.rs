@@ -74,10 +74,37 @@ impl AlpacaConfig {
     }
 }
 
+/// Builds [`AlpacaBroker`]s for many accounts on one HTTP client: one connection pool, and the TLS roots
+/// loaded once rather than per account. Cheap to clone. The client carries no account's keys; each broker
+/// sends its own on every request.
+#[derive(Debug, Clone)]
+pub struct AlpacaConnector {
+    http: reqwest::Client,
+}
+
+impl AlpacaConnector {
+    pub fn new(timeout: Duration) -> Result<AlpacaConnector, BrokerError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| BrokerError::rejected("http_client", e.without_url().to_string()))?;
+        Ok(AlpacaConnector { http })
+    }
+
+    /// A broker for one account. (`config.timeout` was fixed when the connector was built.)
+    pub fn connect(&self, config: AlpacaConfig) -> Result<AlpacaBroker, BrokerError> {
+        AlpacaBroker::with_client(config, self.http.clone())
+    }
+}
+
 /// A follower's Alpaca account.
 #[derive(Debug)]
 pub struct AlpacaBroker {
     http: reqwest::Client,
+    /// The account's key headers, sent on every request rather than as the client's defaults, so one
+    /// connection pool serves every follower.
+    keys: HeaderMap,
     base_url: String,
     credentials: AlpacaCredentials,
     time_in_force: String,
@@ -184,7 +211,13 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 impl AlpacaBroker {
+    /// A broker with its own HTTP client. Building a client loads the TLS roots (milliseconds): a process
+    /// serving many accounts builds brokers with one [`AlpacaConnector`] instead.
     pub fn new(config: AlpacaConfig) -> Result<AlpacaBroker, BrokerError> {
+        AlpacaConnector::new(config.timeout)?.connect(config)
+    }
+
+    fn with_client(config: AlpacaConfig, http: reqwest::Client) -> Result<AlpacaBroker, BrokerError> {
         let header = |value: &str| {
             let mut value = HeaderValue::from_str(value).map_err(|_| {
                 BrokerError::rejected("bad_credentials", "an Alpaca key holds characters a header cannot")
@@ -193,17 +226,12 @@ impl AlpacaBroker {
             value.set_sensitive(true);
             Ok::<_, BrokerError>(value)
         };
-        let mut headers = HeaderMap::new();
-        headers.insert(HeaderName::from_static("apca-api-key-id"), header(&config.credentials.key_id)?);
-        headers.insert(HeaderName::from_static("apca-api-secret-key"), header(&config.credentials.secret_key)?);
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(|e| BrokerError::rejected("http_client", e.without_url().to_string()))?;
+        let mut keys = HeaderMap::new();
+        keys.insert(HeaderName::from_static("apca-api-key-id"), header(&config.credentials.key_id)?);
+        keys.insert(HeaderName::from_static("apca-api-secret-key"), header(&config.credentials.secret_key)?);
         Ok(AlpacaBroker {
             http,
+            keys,
             base_url: config.base_url.trim_end_matches('/').to_string(),
             credentials: config.credentials,
             time_in_force: config.time_in_force,
@@ -232,7 +260,7 @@ impl AlpacaBroker {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Result<Vec<u8>, BrokerError> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base_url));
+        let mut request = self.http.request(method, format!("{}{path}", self.base_url)).headers(self.keys.clone());
         if !query.is_empty() {
             request = request.query(query);
         }

@@ -14,7 +14,7 @@ mod order;
 mod paper;
 mod quotes;
 
-pub use alpaca::{AlpacaBroker, AlpacaConfig, AlpacaCredentials};
+pub use alpaca::{AlpacaBroker, AlpacaConfig, AlpacaConnector, AlpacaCredentials};
 pub use binance::{BinanceBroker, BinanceConfig, BinanceCredentials, BinanceMarket};
 pub use order::{
     ClientOrderId, CloseAck, InvalidClientOrderId, OrderAck, OrderEntry, OrderRef, OrderState, OrderStatus, PlaceOrder,

@@ -50,6 +50,11 @@ pub enum Event {
         channel_id: String,
         message_id: String,
     },
+    /// A user's settings were saved (on the dashboard or by a Discord command); the live feeds re-derive the
+    /// pairs they stream from the store.
+    SettingsChanged {
+        user_id: domain::UserId,
+    },
 }
 
 impl Event {
@@ -63,6 +68,7 @@ impl Event {
             Event::SignalCreated { .. } => "signals.created".into(),
             Event::FeedFinished { feed } => format!("feeds.{feed}.finished"),
             Event::ProviderUpdate { .. } => "providers.update".into(),
+            Event::SettingsChanged { .. } => "settings.changed".into(),
         }
     }
 }
@@ -263,5 +269,10 @@ mod tests {
         let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(back, e);
         assert_eq!(e.subject(), "trades.opened");
+        let settings = Event::SettingsChanged { user_id: domain::UserId(7) };
+        let json = serde_json::to_string(&settings).unwrap();
+        assert_eq!(json, r#"{"type":"settings_changed","user_id":7}"#);
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), settings);
+        assert_eq!(settings.subject(), "settings.changed");
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod book;
 pub mod candle;
+pub mod hours;
 pub mod ids;
 pub mod instrument;
 pub mod pnl;

@@ -15,10 +15,17 @@
 //! network failure, a close frame or a stall (`stall_timeout` without any frame, pings included). Accidents are
 //! retried with exponential backoff; each reconnect re-runs the backfill, which is what fills the gap. A
 //! malformed frame or REST row is logged and skipped; REST 429 and 418 wait out `Retry-After`.
+//!
+//! The pair set can change mid-run (`updates`): the feed sends `UNSUBSCRIBE` and `SUBSCRIBE` on the open
+//! socket rather than reconnecting, so pairs kept in both sets lose nothing, then backfills each gained pair
+//! (after the last candle it delivered, else the last one the app stores, else `warmup_candles` back). A
+//! gained instrument Binance cannot serve is logged and skipped: a settings change must not stop the feed.
 
 mod wire;
 
-use crate::feed::{FeedEnd, FeedError, FeedEvent, FeedStats, MarketFeed};
+use crate::feed::{
+    FeedEnd, FeedError, FeedEvent, FeedObserver, FeedStats, MarketFeed, ResumePoints, SubscriptionUpdates,
+};
 use chrono::{DateTime, Utc};
 use domain::{AssetClass, Clock, InstrumentRegistry, Symbol, Tick, Timeframe};
 use futures::StreamExt as _;
@@ -82,16 +89,6 @@ pub enum TickSource {
     BookTicker,
 }
 
-/// Hooks for metrics; the app implements them on its Prometheus registry.
-pub trait FeedObserver: Send + Sync + std::fmt::Debug {
-    /// A connection was lost (or retired at its lifetime limit) and a new one is being opened.
-    fn reconnected(&self, _feed: &str) {}
-    /// Candles missed while disconnected (or skipped by the stream) were delivered from REST.
-    fn gap_filled(&self, _feed: &str, _candles: u64) {}
-    /// From a live candle's close time to its delivery.
-    fn candle_lag(&self, _feed: &str, _lag: Duration) {}
-}
-
 /// How a [`BinanceFeed`] runs.
 #[derive(Debug, Clone)]
 pub struct BinanceFeedConfig {
@@ -117,6 +114,10 @@ pub struct BinanceFeedConfig {
     pub stall_timeout: Duration,
     /// REST attempts per request before the connection cycle starts over.
     pub rest_attempts: u32,
+    /// New pair sets from the app; `None`: `subscriptions` for the whole run.
+    pub updates: Option<SubscriptionUpdates>,
+    /// Where a pair gained mid-run resumes when the run has not delivered it yet; `None`: `warmup_candles`.
+    pub resume_points: Option<Arc<dyn ResumePoints>>,
 }
 
 impl BinanceFeedConfig {
@@ -136,6 +137,8 @@ impl BinanceFeedConfig {
             connection_lifetime: Duration::from_secs(23 * 3600 + 50 * 60),
             stall_timeout: Duration::from_secs(10 * 60),
             rest_attempts: 5,
+            updates: None,
+            resume_points: None,
         }
     }
 }
@@ -208,13 +211,35 @@ impl BinanceFeed {
         &self.config
     }
 
+    /// Feeds the run new pair sets; see [`BinanceFeedConfig::updates`].
+    pub fn with_updates(mut self, updates: SubscriptionUpdates) -> Self {
+        self.config.updates = Some(updates);
+        self
+    }
+
+    /// See [`BinanceFeedConfig::resume_points`].
+    pub fn with_resume_points(mut self, resume_points: Arc<dyn ResumePoints>) -> Self {
+        self.config.resume_points = Some(resume_points);
+        self
+    }
+
     /// The combined-stream URL for the subscriptions.
     pub fn stream_url(&self) -> String {
+        self.stream_url_for(&self.config.subscriptions)
+    }
+
+    fn stream_url_for(&self, pairs: &[(Symbol, Timeframe)]) -> String {
+        let streams = self.stream_names(pairs);
+        format!("{}/stream?streams={}", self.config.stream_url.trim_end_matches('/'), streams.join("/"))
+    }
+
+    /// The stream names `pairs` need: a kline stream per pair and a tick stream per symbol.
+    fn stream_names(&self, pairs: &[(Symbol, Timeframe)]) -> Vec<String> {
         let mut streams = Vec::new();
-        for (symbol, timeframe) in &self.config.subscriptions {
+        for (symbol, timeframe) in pairs {
             streams.push(format!("{}@kline_{}", binance_name(symbol), wire::interval(*timeframe)));
         }
-        let symbols: BTreeSet<&Symbol> = self.config.subscriptions.iter().map(|(s, _)| s).collect();
+        let symbols: BTreeSet<&Symbol> = pairs.iter().map(|(s, _)| s).collect();
         for symbol in symbols {
             match self.config.ticks {
                 TickSource::None => {}
@@ -222,11 +247,11 @@ impl BinanceFeed {
                 TickSource::BookTicker => streams.push(format!("{}@bookTicker", binance_name(symbol))),
             }
         }
-        format!("{}/stream?streams={}", self.config.stream_url.trim_end_matches('/'), streams.join("/"))
+        streams
     }
 
-    /// Asks `exchangeInfo` whether Binance lists every subscribed symbol; the error names the first it does not.
-    pub async fn check_instruments(&self) -> Result<(), FeedError> {
+    /// Binance's symbols and their trading status, from `exchangeInfo`.
+    async fn listing(&self) -> Result<HashMap<String, String>, FeedError> {
         let url = format!("{}{}", self.rest_base(), self.config.market.exchange_info_path());
         let body = match self.get_with_retries(&url, &[]).await {
             Ok(body) => body,
@@ -234,8 +259,15 @@ impl BinanceFeed {
             Err(Interrupt::Retry(message)) => return Err(source_error(format!("exchangeInfo: {message}"))),
             Err(Interrupt::Stop(_)) => return Err(source_error("exchangeInfo: stopped")),
         };
-        let listed: HashMap<String, String> =
-            wire::parse_exchange_symbols(&body).map_err(source_error)?.into_iter().collect();
+        Ok(wire::parse_exchange_symbols(&body).map_err(source_error)?.into_iter().collect())
+    }
+
+    /// Asks `exchangeInfo` whether Binance lists every subscribed symbol; the error names the first it does not.
+    pub async fn check_instruments(&self) -> Result<(), FeedError> {
+        self.check_listed(&self.listing().await?)
+    }
+
+    fn check_listed(&self, listed: &HashMap<String, String>) -> Result<(), FeedError> {
         for (symbol, _) in &self.config.subscriptions {
             match listed.get(symbol.as_str()) {
                 None => {
@@ -331,6 +363,34 @@ struct Run<'a> {
     pairs: HashMap<(String, String), (Symbol, Timeframe)>,
     symbols: HashMap<String, Symbol>,
     stats: FeedStats,
+    /// The pairs streamed now: the configuration's until an update changes them.
+    subscriptions: Vec<(Symbol, Timeframe)>,
+    updates: Option<SubscriptionUpdates>,
+    /// `exchangeInfo`'s symbols and status, looked up again when an update names one it lacks.
+    listed: HashMap<String, String>,
+    /// The id of the last SUBSCRIBE or UNSUBSCRIBE sent; Binance echoes it in its answer.
+    request_id: u64,
+}
+
+/// Binance's symbol and interval → our pair, for reading kline frames.
+fn pair_index(pairs: &[(Symbol, Timeframe)]) -> HashMap<(String, String), (Symbol, Timeframe)> {
+    pairs.iter().map(|(s, t)| ((s.as_str().to_string(), wire::interval(*t).to_string()), (s.clone(), *t))).collect()
+}
+
+fn symbol_index(pairs: &[(Symbol, Timeframe)]) -> HashMap<String, Symbol> {
+    pairs.iter().map(|(s, _)| (s.as_str().to_string(), s.clone())).collect()
+}
+
+/// The next pair set sent on `updates`. Never resolves when there is none, or once its sender is gone (the
+/// app stopped sending: the current set stays).
+async fn next_update(updates: &mut Option<SubscriptionUpdates>) -> Vec<(Symbol, Timeframe)> {
+    if let Some(receiver) = updates {
+        if receiver.changed().await.is_ok() {
+            return receiver.borrow_and_update().clone();
+        }
+        *updates = None;
+    }
+    std::future::pending().await
 }
 
 impl Run<'_> {
@@ -363,6 +423,19 @@ impl Run<'_> {
     /// (all closed ones when `None`). Returns how many were delivered.
     async fn backfill(&mut self, pair: &(Symbol, Timeframe), until: Option<DateTime<Utc>>) -> Result<u64, Interrupt> {
         let (symbol, timeframe) = pair;
+        if !self.last.contains_key(pair)
+            && let Some(points) = self.feed.config.resume_points.clone()
+        {
+            match points.last_stored(symbol, *timeframe).await {
+                Ok(Some(last)) => {
+                    self.last.insert(pair.clone(), last);
+                }
+                Ok(None) => {}
+                Err(problem) => {
+                    tracing::warn!(%symbol, %timeframe, %problem, "could not read where the store ends; backfilling the warm-up");
+                }
+            }
+        }
         let config = &self.feed.config;
         let now = self.feed.clock.now();
         let now_ms = now.timestamp_millis();
@@ -413,7 +486,7 @@ impl Run<'_> {
     }
 
     async fn backfill_all(&mut self, after_reconnect: bool) -> Result<(), Interrupt> {
-        let pairs = self.feed.config.subscriptions.clone();
+        let pairs = self.subscriptions.clone();
         for pair in &pairs {
             let filled = self.backfill(pair, None).await?;
             if after_reconnect && filled > 0 {
@@ -440,7 +513,12 @@ impl Run<'_> {
                     return Ok(());
                 }
                 let Some(pair) = self.pairs.get(&(symbol.clone(), interval.clone())).cloned() else {
-                    tracing::warn!(%symbol, %interval, "kline for a pair we did not subscribe to; skipped");
+                    if self.last.keys().any(|(s, t)| s.as_str() == symbol && wire::interval(*t) == interval) {
+                        // Frames still in flight when the pair was unsubscribed.
+                        tracing::debug!(%symbol, %interval, "kline for a pair no longer subscribed; skipped");
+                    } else {
+                        tracing::warn!(%symbol, %interval, "kline for a pair we did not subscribe to; skipped");
+                    }
                     return Ok(());
                 };
                 let time = kline.candle.time;
@@ -484,9 +562,119 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The pairs of `wanted` Binance can serve, in order, without repeats; the rest are logged and skipped.
+    async fn servable(&mut self, wanted: Vec<(Symbol, Timeframe)>) -> Vec<(Symbol, Timeframe)> {
+        if wanted.iter().any(|(symbol, _)| !self.listed.contains_key(symbol.as_str())) {
+            // A symbol listed since the run started deserves one more look before it is refused.
+            match self.feed.listing().await {
+                Ok(listed) => self.listed = listed,
+                Err(error) => tracing::warn!(%error, "could not refresh Binance's exchangeInfo; using the last one"),
+            }
+        }
+        let mut servable: Vec<(Symbol, Timeframe)> = Vec::new();
+        for pair in wanted {
+            let symbol = &pair.0;
+            if let Ok(instrument) = InstrumentRegistry::global().get(symbol.as_str())
+                && instrument.asset_class != AssetClass::Crypto
+            {
+                tracing::warn!(%symbol, class = ?instrument.asset_class, "Binance lists crypto pairs only; pair skipped");
+                continue;
+            }
+            match self.listed.get(symbol.as_str()) {
+                None => {
+                    tracing::warn!(%symbol, market = ?self.feed.config.market, "Binance does not list the symbol; pair skipped");
+                    continue;
+                }
+                Some(status) if status != "TRADING" => {
+                    tracing::warn!(%symbol, %status, "Binance lists the symbol but it is not trading now");
+                }
+                Some(_) => {}
+            }
+            if !servable.contains(&pair) {
+                servable.push(pair);
+            }
+        }
+        servable
+    }
+
+    /// Makes `wanted` the streamed set. Returns the streams to drop, the streams to add and the pairs gained.
+    fn apply(&mut self, wanted: Vec<(Symbol, Timeframe)>) -> (Vec<String>, Vec<String>, Vec<(Symbol, Timeframe)>) {
+        let old = self.feed.stream_names(&self.subscriptions);
+        let new = self.feed.stream_names(&wanted);
+        let dropped = old.iter().filter(|s| !new.contains(s)).cloned().collect();
+        let added = new.iter().filter(|s| !old.contains(s)).cloned().collect();
+        let gained = wanted.iter().filter(|p| !self.subscriptions.contains(p)).cloned().collect();
+        self.pairs = pair_index(&wanted);
+        self.symbols = symbol_index(&wanted);
+        self.subscriptions = wanted;
+        (dropped, added, gained)
+    }
+
+    /// The servable part of `wanted`, or `None` (logged) when nothing changes: an update naming nothing
+    /// Binance serves keeps the current pairs rather than leaving the feed with no stream at all.
+    async fn next_set(&mut self, wanted: Vec<(Symbol, Timeframe)>) -> Option<Vec<(Symbol, Timeframe)>> {
+        let wanted = self.servable(wanted).await;
+        if wanted.is_empty() {
+            tracing::warn!("the new pair set has nothing Binance can serve; keeping the current pairs");
+            return None;
+        }
+        let unchanged =
+            wanted.len() == self.subscriptions.len() && wanted.iter().all(|p| self.subscriptions.contains(p));
+        (!unchanged).then_some(wanted)
+    }
+
+    /// A new pair set while connected: UNSUBSCRIBE and SUBSCRIBE on the socket, then backfill the gained pairs.
+    /// Subscribing first means a candle closing during the backfill waits in the socket, as on connecting.
+    /// `Some(problem)` when the socket failed; the new set is in place for the reconnect either way.
+    async fn resubscribe<S>(
+        &mut self,
+        socket: &mut S,
+        wanted: Vec<(Symbol, Timeframe)>,
+    ) -> Result<Option<String>, Interrupt>
+    where
+        S: futures::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+    {
+        use futures::SinkExt as _;
+        let Some(wanted) = self.next_set(wanted).await else { return Ok(None) };
+        let (dropped, added, gained) = self.apply(wanted);
+        tracing::info!(?dropped, ?added, "Binance pair set changed");
+        for (method, params) in [("UNSUBSCRIBE", dropped), ("SUBSCRIBE", added)] {
+            if params.is_empty() {
+                continue;
+            }
+            self.request_id += 1;
+            let request = serde_json::json!({"method": method, "params": params, "id": self.request_id});
+            if let Err(e) = socket.send(Message::text(request.to_string())).await {
+                return Ok(Some(format!("could not send {method}: {e}")));
+            }
+        }
+        for pair in &gained {
+            let filled = self.backfill(pair, None).await?;
+            tracing::info!(symbol = %pair.0, timeframe = %pair.1, candles = filled, "pair added to the Binance stream");
+        }
+        Ok(None)
+    }
+
     /// One connection: backfill, then read until it ends.
     async fn connection(&mut self, after_reconnect: bool) -> Result<ConnectionEnd, Interrupt> {
-        let url = self.feed.stream_url();
+        // A set sent while disconnected goes straight into the URL.
+        let pending = match &mut self.updates {
+            Some(receiver) => match receiver.has_changed() {
+                Ok(true) => Some(receiver.borrow_and_update().clone()),
+                Ok(false) => None,
+                Err(_) => {
+                    self.updates = None;
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(wanted) = pending
+            && let Some(wanted) = self.next_set(wanted).await
+        {
+            self.apply(wanted);
+        }
+        let url = self.feed.stream_url_for(&self.subscriptions);
         let connected = tokio::select! {
             () = self.shutdown.cancelled() => return Err(Interrupt::Stop(FeedEnd::Shutdown)),
             connected = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url.as_str())) => connected,
@@ -501,6 +689,10 @@ impl Run<'_> {
         let lost = |why: String| ConnectionEnd::Lost(why, opened.elapsed());
         tracing::info!(%url, "connected to the Binance stream");
         self.backfill_all(after_reconnect).await?;
+        // Connected means caught up: a stream that opens but whose backfill fails is still down for the user.
+        if let Some(observer) = &self.feed.observer {
+            observer.connected(FEED);
+        }
         let stall = self.feed.config.stall_timeout;
         loop {
             let next = tokio::select! {
@@ -511,6 +703,12 @@ impl Run<'_> {
                 () = tokio::time::sleep_until(retire_at) => {
                     let _ = socket.close(None).await;
                     return Ok(ConnectionEnd::Retired);
+                }
+                wanted = next_update(&mut self.updates) => {
+                    match self.resubscribe(&mut socket, wanted).await? {
+                        Some(problem) => return Ok(lost(problem)),
+                        None => continue,
+                    }
                 }
                 next = tokio::time::timeout(stall, socket.next()) => next,
             };
@@ -547,19 +745,19 @@ impl MarketFeed for BinanceFeed {
             tx,
             shutdown: shutdown.clone(),
             last: self.config.resume_after.clone(),
-            pairs: self
-                .config
-                .subscriptions
-                .iter()
-                .map(|(s, t)| ((s.as_str().to_string(), wire::interval(*t).to_string()), (s.clone(), *t)))
-                .collect(),
-            symbols: self.config.subscriptions.iter().map(|(s, _)| (s.as_str().to_string(), s.clone())).collect(),
+            pairs: pair_index(&self.config.subscriptions),
+            symbols: symbol_index(&self.config.subscriptions),
             stats: FeedStats { candles: 0, ticks: 0, end: FeedEnd::Shutdown },
+            subscriptions: self.config.subscriptions.clone(),
+            updates: self.config.updates.clone(),
+            listed: HashMap::new(),
+            request_id: 0,
         };
-        tokio::select! {
+        run.listed = tokio::select! {
             () = shutdown.cancelled() => return Ok(FeedStats { end: FeedEnd::Shutdown, ..run.stats }),
-            checked = self.check_instruments() => checked?,
-        }
+            listed = self.listing() => listed?,
+        };
+        self.check_listed(&run.listed)?;
         let mut failures = 0u32;
         let mut reconnecting = false;
         loop {
@@ -587,6 +785,9 @@ impl MarketFeed for BinanceFeed {
             };
             failures += 1;
             reconnecting = true;
+            if let Some(observer) = &self.observer {
+                observer.disconnected(FEED, &problem);
+            }
             let wait = self.backoff(failures);
             tracing::warn!(%problem, ?wait, "Binance stream lost; reconnecting");
             tokio::select! {

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::{Candle, Symbol, Tick, Timeframe};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -86,4 +87,36 @@ pub trait MarketFeed: Send + std::fmt::Debug {
         tx: mpsc::Sender<FeedEvent>,
         shutdown: CancellationToken,
     ) -> Result<FeedStats, FeedError>;
+}
+
+/// Hooks a live feed calls as it runs; the app implements them for its Prometheus registry and for the feed
+/// health `/healthz` and the dashboard report. Every method has a default so a feed or an observer only deals
+/// with what it knows about.
+pub trait FeedObserver: Send + Sync + std::fmt::Debug {
+    /// The feed is receiving from its vendor again (a stream opened, or a poll answered).
+    fn connected(&self, _feed: &str) {}
+    /// The feed lost its vendor (a dropped connection, a failed poll, a rate-limit wait) and is retrying;
+    /// `problem` says why, for the health report.
+    fn disconnected(&self, _feed: &str, _problem: &str) {}
+    /// A connection was lost (or retired at its lifetime limit) and a new one is being opened.
+    fn reconnected(&self, _feed: &str) {}
+    /// Candles missed while disconnected (or skipped by the stream) were delivered from REST.
+    fn gap_filled(&self, _feed: &str, _candles: u64) {}
+    /// From a live candle's close time to its delivery.
+    fn candle_lag(&self, _feed: &str, _lag: Duration) {}
+}
+
+/// The (instrument, timeframe) pairs a live feed delivers closed candles for, as the app last computed them
+/// from users' settings. When a new set is sent, a feed starts on the pairs it gained (backfilled as at
+/// start) and stops the ones it lost, without a restart.
+pub type SubscriptionUpdates = tokio::sync::watch::Receiver<Vec<(Symbol, Timeframe)>>;
+
+/// Where a live feed resumes a pair it starts on mid-run (a pair gained through [`SubscriptionUpdates`]):
+/// the open time of the newest candle the app already stores, so the backfill asks the vendor only for what
+/// is missing. The app implements it on its candle store.
+#[async_trait::async_trait]
+pub trait ResumePoints: Send + Sync + std::fmt::Debug {
+    /// `Ok(None)`: nothing stored, the feed backfills its usual warm-up. An error is logged by the feed, which
+    /// then backfills as if nothing were stored.
+    async fn last_stored(&self, symbol: &Symbol, timeframe: Timeframe) -> Result<Option<DateTime<Utc>>, String>;
 }

@@ -13,23 +13,29 @@ pub mod contract;
 pub mod error;
 pub mod feed;
 mod input;
+pub mod oanda;
 pub mod replay;
 pub mod resample;
 pub mod ticks;
 pub mod timestamp;
+pub mod twelvedata;
 
-pub use binance::{BinanceFeed, BinanceFeedConfig, BinanceMarket, FeedObserver, TickSource};
+pub use binance::{BinanceFeed, BinanceFeedConfig, BinanceMarket, TickSource};
 pub use bundled::{BUNDLED_FILES, BundledFile, bundled_series};
 pub use candles::{
     CandleFile, Gap, LoadOptions, PriceSide, UnknownPriceSide, find_gaps, infer_timeframe, load_candle_file,
     load_candles, parse_candle_file, parse_candles,
 };
 pub use error::{HeaderProblem, LoadError, RowProblem};
-pub use feed::{FeedEnd, FeedError, FeedEvent, FeedStats, MarketFeed, ReplayStats};
+pub use feed::{
+    FeedEnd, FeedError, FeedEvent, FeedObserver, FeedStats, MarketFeed, ReplayStats, ResumePoints, SubscriptionUpdates,
+};
+pub use oanda::{OandaFeed, OandaFeedConfig, OandaPrice};
 pub use replay::{ReplayEvents, ReplayFeed, ReplayGate, ReplaySeries, ReplaySpeed, synthetic_ticks};
 pub use resample::{Emitted, Resampler, resample};
 pub use ticks::{load_ticks, parse_ticks};
 pub use timestamp::{TimeParser, parse_timestamp};
+pub use twelvedata::{CreditUsage, TwelveDataFeed, TwelveDataFeedConfig, TwelveDataKey};
 
 #[cfg(test)]
 mod tests {

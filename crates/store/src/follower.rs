@@ -202,6 +202,15 @@ pub struct CopyOrder {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A copy the broker accepted, to record with its trade: see [`crate::Store::finish_copies_placed`].
+#[derive(Debug, Clone)]
+pub struct PlacedCopy {
+    pub id: CopyOrderId,
+    pub broker_order_id: String,
+    pub trade: domain::NewTrade,
+    pub at: DateTime<Utc>,
+}
+
 /// A copy order to begin.
 #[derive(Debug, Clone, Copy)]
 pub struct NewCopy<'a> {

@@ -5,12 +5,13 @@
 //! Sums of money are added up in Rust, not in SQL: SQLite keeps decimals as text and its `SUM` would turn
 //! them into floating point.
 
-use super::repo::{DbRow, get, insert_trade_update, op, trade_from_row};
+use super::repo::{DbRow, get, insert_trade, insert_trade_update, op, trade_from_row};
 use super::{BEGIN_WRITE, Backend, Db, SELECT_TRADE_FOR_UPDATE};
 use crate::StoreError;
 use crate::codec::{self, Dec, ts};
 use crate::follower::{
     BrokerKind, CopyOrder, CopyOrderId, CopyStatus, Follower, FollowerDayStats, FollowerId, NewCopy, NewFollower,
+    PlacedCopy,
 };
 use crate::model::NewTradeUpdate;
 use crate::vault::SealedCredentials;
@@ -82,44 +83,6 @@ fn push_ids(query: &mut QueryBuilder<Db>, ids: &[i64]) {
         list.push_bind(*id);
     }
     list.push_unseparated(")");
-}
-
-/// The trade insert shared by copy placement: the same columns `open_trade` writes.
-async fn insert_open_trade(tx: &mut sqlx::Transaction<'_, Db>, new: &NewTrade) -> Result<Trade, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO user_trades (user_id, symbol, side, entry, lots, stop_loss, take_profit, status, opened_at,
-             notes, signal_id, notification_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $11) RETURNING *",
-    )
-    .bind(new.user_id.0)
-    .bind(new.symbol.as_str())
-    .bind(new.side.as_str())
-    .bind(Dec::from(new.entry))
-    .bind(Dec::from(new.lots))
-    .bind(new.stop_loss.map(Dec::from))
-    .bind(new.take_profit.map(Dec::from))
-    .bind(ts(new.opened_at))
-    .bind(new.notes.as_deref())
-    .bind(new.signal_id.map(|s| s.0))
-    .bind(new.notification_id.map(|n| n.0))
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(op("opening a copied trade"))?;
-    let trade = trade_from_row(&row)?;
-    insert_trade_update(
-        &mut **tx,
-        &NewTradeUpdate {
-            trade_id: trade.id,
-            kind: TradeUpdateKind::Opened,
-            price: Some(trade.entry),
-            stop_loss: trade.stop_loss,
-            take_profit: trade.take_profit,
-            note: None,
-            at: trade.opened_at,
-        },
-    )
-    .await?;
-    Ok(trade)
 }
 
 impl Backend {
@@ -357,18 +320,6 @@ impl Backend {
 
     /// After an update of a copy `WHERE status = 'pending'` touched nothing: `NotFound` when there is no such
     /// copy, else it was finished already.
-    async fn copy_exists_or_not_found(&self, id: CopyOrderId) -> Result<(), StoreError> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM copy_orders WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(op("reading a copy order"))?;
-        match exists {
-            Some(_) => Ok(()),
-            None => Err(StoreError::NotFound { what: "copy order", id: id.0 }),
-        }
-    }
-
     pub(crate) async fn copy_finish_placed(
         &self,
         id: CopyOrderId,
@@ -376,48 +327,102 @@ impl Backend {
         trade: &NewTrade,
         at: DateTime<Utc>,
     ) -> Result<Option<Trade>, StoreError> {
+        let copy = PlacedCopy { id, broker_order_id: broker_order_id.to_string(), trade: trade.clone(), at };
+        let mut answers = self.copies_finish_placed(std::slice::from_ref(&copy)).await?;
+        answers.pop().unwrap_or_else(|| Err(StoreError::invalid("no answer for a placed copy")))
+    }
+
+    pub(crate) async fn copies_finish_placed(
+        &self,
+        copies: &[PlacedCopy],
+    ) -> Result<Vec<Result<Option<Trade>, StoreError>>, StoreError> {
         const OP: &str = "recording a placed copy order";
-        check_text("a broker order id", broker_order_id, 200)?;
-        check_levels(trade.side, trade.entry, trade.stop_loss, trade.take_profit)?;
+        // Checked before the transaction, so one bad copy is its own answer and the others still commit.
+        let mut answers: Vec<Option<Result<Option<Trade>, StoreError>>> = copies
+            .iter()
+            .map(|copy| {
+                check_text("a broker order id", &copy.broker_order_id, 200)
+                    .and_then(|()| {
+                        check_levels(copy.trade.side, copy.trade.entry, copy.trade.stop_loss, copy.trade.take_profit)
+                            .map_err(StoreError::from)
+                    })
+                    .err()
+                    .map(Err)
+            })
+            .collect();
+        let mut unmatched = Vec::new();
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
-        // Touching the row while it is pending takes its lock (PostgreSQL) inside the write transaction: a
-        // second finisher waits, then matches nothing.
-        let row =
-            sqlx::query("UPDATE copy_orders SET updated_at = $2 WHERE id = $1 AND status = 'pending' RETURNING *")
-                .bind(id.0)
-                .bind(ts(at))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(op(OP))?;
+        for (i, copy) in copies.iter().enumerate() {
+            if answers[i].is_some() {
+                continue;
+            }
+            // Matching on the owner and the signal as well as `pending` means a copy that is not this trade's
+            // is left untouched; why it did not match is worked out after the commit. Touching the row takes
+            // its lock (PostgreSQL) inside the write transaction: a second finisher waits, then matches nothing.
+            let row = sqlx::query(
+                "UPDATE copy_orders SET updated_at = $2
+                 WHERE id = $1 AND status = 'pending' AND user_id = $3 AND signal_id = COALESCE($4, signal_id)
+                 RETURNING *",
+            )
+            .bind(copy.id.0)
+            .bind(ts(copy.at))
+            .bind(copy.trade.user_id.0)
+            .bind(copy.trade.signal_id.map(|s| s.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(op(OP))?;
+            let Some(row) = row else {
+                unmatched.push(i);
+                continue;
+            };
+            let pending = copy_from_row(&row)?;
+            let new = NewTrade { signal_id: Some(pending.signal_id), ..copy.trade.clone() };
+            let opened = insert_trade(&mut tx, &new).await?.ok_or_else(|| StoreError::Conflict {
+                op: OP,
+                detail: "a copied trade has no notification, so nothing should conflict".into(),
+            })?;
+            sqlx::query(
+                "UPDATE copy_orders SET status = 'placed', broker_order_id = $2, trade_id = $3, updated_at = $4
+                 WHERE id = $1",
+            )
+            .bind(copy.id.0)
+            .bind(&copy.broker_order_id)
+            .bind(opened.id.0)
+            .bind(ts(copy.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(op(OP))?;
+            answers[i] = Some(Ok(Some(opened)));
+        }
+        tx.commit().await.map_err(op(OP))?;
+        for i in unmatched {
+            answers[i] = Some(self.why_unmatched(&copies[i]).await);
+        }
+        Ok(answers.into_iter().map(|a| a.unwrap_or(Ok(None))).collect())
+    }
+
+    /// Why a placed copy matched no pending row: another run finished it (`None`), it is not this trade's
+    /// copy, or there is no such copy.
+    async fn why_unmatched(&self, copy: &PlacedCopy) -> Result<Option<Trade>, StoreError> {
+        let row = sqlx::query("SELECT * FROM copy_orders WHERE id = $1")
+            .bind(copy.id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(op("reading a copy order"))?;
         let Some(row) = row else {
-            drop(tx);
-            return self.copy_exists_or_not_found(id).await.map(|()| None);
+            return Err(StoreError::NotFound { what: "copy order", id: copy.id.0 });
         };
-        let copy = copy_from_row(&row)?;
-        if trade.user_id != copy.user_id {
+        let existing = copy_from_row(&row)?;
+        if copy.trade.user_id != existing.user_id {
             return Err(StoreError::invalid(format!(
-                "copy order {id} belongs to user {}, the trade to user {}",
-                copy.user_id, trade.user_id
+                "copy order {} belongs to user {}, the trade to user {}",
+                copy.id, existing.user_id, copy.trade.user_id
             )));
         }
-        if trade.signal_id.is_some_and(|s| s != copy.signal_id) {
-            return Err(StoreError::invalid(format!("copy order {id} copies signal {}", copy.signal_id)));
+        if copy.trade.signal_id.is_some_and(|s| s != existing.signal_id) {
+            return Err(StoreError::invalid(format!("copy order {} copies signal {}", copy.id, existing.signal_id)));
         }
-        let new = NewTrade { signal_id: Some(copy.signal_id), ..trade.clone() };
-        let opened = insert_open_trade(&mut tx, &new).await?;
-        sqlx::query(
-            "UPDATE copy_orders SET status = 'placed', broker_order_id = $2, trade_id = $3, updated_at = $4
-             WHERE id = $1",
-        )
-        .bind(id.0)
-        .bind(broker_order_id)
-        .bind(opened.id.0)
-        .bind(ts(at))
-        .execute(&mut *tx)
-        .await
-        .map_err(op(OP))?;
-        tx.commit().await.map_err(op(OP))?;
-        Ok(Some(opened))
+        Ok(None)
     }
 
     pub(crate) async fn copy_finish_unplaced(

@@ -25,6 +25,7 @@ pub mod vault;
 pub use error::{StoreError, ValidationError, redact_url};
 pub use follower::{
     BrokerKind, CopyOrder, CopyOrderId, CopyStatus, Follower, FollowerDayStats, FollowerId, NewCopy, NewFollower,
+    PlacedCopy,
 };
 pub use model::{
     AudienceOutcome, CountedNotification, LimitChange, MaterialiseProgress, NewAudience, PendingAudience, RouterLease,
@@ -632,6 +633,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         trade: &NewTrade,
         at: DateTime<Utc>,
     ) -> Result<Option<Trade>, StoreError>;
+
+    /// [`Store::finish_copy_placed`] for many copies in one write transaction, so a signal copied to many
+    /// followers pays one commit per batch rather than one per follower. Each copy gets its own answer, in
+    /// order: one copy's invalid trade or lost race does not hold back the others. The outer error means
+    /// the transaction failed and nothing was written.
+    async fn finish_copies_placed(
+        &self,
+        copies: &[PlacedCopy],
+    ) -> Result<Vec<Result<Option<Trade>, StoreError>>, StoreError>;
 
     /// Marks a pending copy refused, rejected or failed (any other status is [`StoreError::Invalid`]) with
     /// the gate (risk refusals) and a reason a user can read. `false` when it was not pending.

@@ -583,6 +583,52 @@ fn claim_sql(table: &str) -> String {
 static CLAIM_TRADE_NOTICES: LazyLock<String> = LazyLock::new(|| claim_sql("trade_notices"));
 static CLAIM_NOTIFICATIONS: LazyLock<String> = LazyLock::new(|| claim_sql("signal_notifications"));
 
+/// Inserts an open trade with its `opened` history entry, inside the caller's transaction. `None` when the
+/// trade's notification already led to a trade (one trade per Open Trade submit); trades without a
+/// notification never conflict.
+pub(crate) async fn insert_trade(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    new: &NewTrade,
+) -> Result<Option<Trade>, StoreError> {
+    const OP: &str = "opening a trade";
+    let inserted = sqlx::query(
+        "INSERT INTO user_trades (user_id, symbol, side, entry, lots, stop_loss, take_profit, status, opened_at,
+             notes, signal_id, notification_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $11)
+         ON CONFLICT (notification_id) DO NOTHING RETURNING *",
+    )
+    .bind(new.user_id.0)
+    .bind(new.symbol.as_str())
+    .bind(new.side.as_str())
+    .bind(Dec::from(new.entry))
+    .bind(Dec::from(new.lots))
+    .bind(new.stop_loss.map(Dec::from))
+    .bind(new.take_profit.map(Dec::from))
+    .bind(ts(new.opened_at))
+    .bind(new.notes.as_deref())
+    .bind(new.signal_id.map(|s| s.0))
+    .bind(new.notification_id.map(|n| n.0))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(op(OP))?;
+    let Some(row) = inserted else { return Ok(None) };
+    let trade = trade_from_row(&row)?;
+    insert_trade_update(
+        &mut **tx,
+        &NewTradeUpdate {
+            trade_id: trade.id,
+            kind: TradeUpdateKind::Opened,
+            price: Some(trade.entry),
+            stop_loss: trade.stop_loss,
+            take_profit: trade.take_profit,
+            note: None,
+            at: trade.opened_at,
+        },
+    )
+    .await?;
+    Ok(Some(trade))
+}
+
 #[async_trait]
 impl Store for Backend {
     fn backend_name(&self) -> &'static str {
@@ -1186,27 +1232,7 @@ impl Store for Backend {
         const OP: &str = "opening a trade";
         check_levels(new.side, new.entry, new.stop_loss, new.take_profit)?;
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
-        let inserted = sqlx::query(
-            "INSERT INTO user_trades (user_id, symbol, side, entry, lots, stop_loss, take_profit, status, opened_at,
-                 notes, signal_id, notification_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $11)
-             ON CONFLICT (notification_id) DO NOTHING RETURNING *",
-        )
-        .bind(new.user_id.0)
-        .bind(new.symbol.as_str())
-        .bind(new.side.as_str())
-        .bind(Dec::from(new.entry))
-        .bind(Dec::from(new.lots))
-        .bind(new.stop_loss.map(Dec::from))
-        .bind(new.take_profit.map(Dec::from))
-        .bind(ts(new.opened_at))
-        .bind(new.notes.as_deref())
-        .bind(new.signal_id.map(|s| s.0))
-        .bind(new.notification_id.map(|n| n.0))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(op(OP))?;
-        let Some(row) = inserted else {
+        let Some(trade) = insert_trade(&mut tx, new).await? else {
             // The notification already led to a trade: this is a repeated submit, answered with that trade.
             let existing = sqlx::query("SELECT * FROM user_trades WHERE notification_id = $1")
                 .bind(new.notification_id.map(|n| n.0))
@@ -1220,20 +1246,6 @@ impl Store for Backend {
                 }
             };
         };
-        let trade = trade_from_row(&row)?;
-        insert_trade_update(
-            &mut *tx,
-            &NewTradeUpdate {
-                trade_id: trade.id,
-                kind: TradeUpdateKind::Opened,
-                price: Some(trade.entry),
-                stop_loss: trade.stop_loss,
-                take_profit: trade.take_profit,
-                note: None,
-                at: trade.opened_at,
-            },
-        )
-        .await?;
         tx.commit().await.map_err(op(OP))?;
         Ok(OpenOutcome { trade, created: true })
     }
@@ -1827,6 +1839,13 @@ impl Store for Backend {
         at: DateTime<Utc>,
     ) -> Result<Option<Trade>, StoreError> {
         self.copy_finish_placed(id, broker_order_id, trade, at).await
+    }
+
+    async fn finish_copies_placed(
+        &self,
+        copies: &[crate::PlacedCopy],
+    ) -> Result<Vec<Result<Option<Trade>, StoreError>>, StoreError> {
+        self.copies_finish_placed(copies).await
     }
 
     async fn finish_copy_unplaced(

@@ -13,7 +13,7 @@ use rust_decimal_macros::dec;
 use std::sync::Arc;
 use store::{
     BrokerCredentials, BrokerKind, CopyStatus, FollowerDayStats, FollowerId, KeyCipher, NewCopy, NewFollower,
-    NewProviderMessage, NewUser, ProviderMessageKind, Role, Store, StoreError, TradeFilter,
+    NewProviderMessage, NewUser, PlacedCopy, ProviderMessageKind, Role, Store, StoreError, TradeFilter,
 };
 use testkit::db::DbGuard;
 
@@ -50,6 +50,7 @@ contract!(
     begin_copies_refuses_a_taken_client_order_id_and_a_foreign_user,
     concurrent_begin_copies_share_one_row_per_follower,
     finish_copy_placed_opens_exactly_one_trade,
+    finish_copies_placed_answers_each_copy_of_a_batch,
     finish_copy_unplaced_records_why,
     follower_day_stats_count_open_today_total_and_partials,
     provider_updates_find_their_signal,
@@ -388,6 +389,56 @@ async fn concurrent_begin_copies_share_one_row_per_follower(store: Arc<dyn Store
     for (copy, (follower, _)) in stored.iter().zip(&followers) {
         assert_eq!(copy.follower_id, *follower);
     }
+}
+
+async fn finish_copies_placed_answers_each_copy_of_a_batch(store: Arc<dyn Store>, _db: &DbGuard) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let carol = user(&store, "carol").await;
+    let fa = paper_follower(&store, alice, "111").await;
+    let fb = paper_follower(&store, bob, "111").await;
+    let fc = paper_follower(&store, carol, "111").await;
+    let signal = signal_at(&store, t0()).await;
+    let ca = begin_one(&store, signal, fa, alice, "ca", t0()).await;
+    let cb = begin_one(&store, signal, fb, bob, "cb", t0()).await;
+    let cc = begin_one(&store, signal, fc, carol, "cc", t0()).await;
+    let at = t0() + Duration::seconds(2);
+    // Carol's copy was finished by another run already.
+    store.finish_copy_placed(cc.id, "C-0", &trade_for(carol, at), at).await.unwrap().unwrap();
+
+    let mut inverted = trade_for(bob, at);
+    inverted.stop_loss = Some(p("200"));
+    let placed = |id, broker: &str, trade| PlacedCopy { id, broker_order_id: broker.into(), trade, at };
+    let answers = store
+        .finish_copies_placed(&[
+            placed(ca.id, "A-1", trade_for(alice, at)),
+            // Levels on the wrong side: refused before anything is written.
+            placed(cb.id, "B-1", inverted),
+            placed(cc.id, "C-1", trade_for(carol, at)),
+            // Alice's trade on Bob's copy.
+            placed(cb.id, "B-2", trade_for(alice, at)),
+            placed(store::CopyOrderId(9999), "X", trade_for(alice, at)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 5);
+    let opened = answers[0].as_ref().unwrap().as_ref().expect("alice's copy opens a trade");
+    assert_eq!((opened.user_id, opened.signal_id), (alice, Some(signal)));
+    assert!(matches!(answers[1], Err(StoreError::Invalid(_))), "{:?}", answers[1]);
+    assert!(matches!(answers[2], Ok(None)), "{:?}", answers[2]);
+    assert!(matches!(answers[3], Err(StoreError::Invalid(_))), "{:?}", answers[3]);
+    assert!(matches!(answers[4], Err(StoreError::NotFound { .. })), "{:?}", answers[4]);
+
+    // Only Alice's copy changed; Bob's is still pending, Carol's kept its first order.
+    let rows = store.copy_orders_for_signal(signal).await.unwrap();
+    let by_user = |u| rows.iter().find(|r| r.user_id == u).unwrap();
+    assert_eq!((by_user(alice).status, by_user(alice).broker_order_id.as_deref()), (CopyStatus::Placed, Some("A-1")));
+    assert_eq!(by_user(bob).status, CopyStatus::Pending);
+    assert_eq!(by_user(bob).updated_at, t0());
+    assert_eq!(by_user(carol).broker_order_id.as_deref(), Some("C-0"));
+    assert_eq!(store.count_trades(&user_trades(bob)).await.unwrap(), 0);
+    assert_eq!(store.count_trades(&user_trades(carol)).await.unwrap(), 1);
+    assert!(store.finish_copies_placed(&[]).await.unwrap().is_empty());
 }
 
 async fn finish_copy_placed_opens_exactly_one_trade(store: Arc<dyn Store>, _db: &DbGuard) {

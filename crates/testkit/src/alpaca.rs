@@ -125,6 +125,8 @@ struct Shared {
     secret_key: String,
     per_minute: usize,
     state: Mutex<FakeState>,
+    /// The number of orders held, for waiting on arrivals without copying the order list.
+    order_count: tokio::sync::watch::Sender<usize>,
 }
 
 impl Shared {
@@ -174,6 +176,7 @@ impl FakeAlpaca {
                 next_id: 0,
                 rate_limited: 0,
             }),
+            order_count: tokio::sync::watch::Sender::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
@@ -208,6 +211,20 @@ impl FakeAlpaca {
     /// Every order accepted (parents with their legs, and closing orders), as it stands now.
     pub fn orders(&self) -> Vec<Value> {
         self.shared.lock().orders.clone()
+    }
+
+    /// How many orders the fake holds (as [`FakeAlpaca::orders`]' length, without copying them).
+    pub fn order_count(&self) -> usize {
+        *self.shared.order_count.borrow()
+    }
+
+    /// Waits until the fake holds at least `n` orders; the error says how many arrived within `timeout`.
+    pub async fn wait_for_orders(&self, n: usize, timeout: Duration) -> Result<(), usize> {
+        let mut count = self.shared.order_count.subscribe();
+        match tokio::time::timeout(timeout, count.wait_for(|c| *c >= n)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(self.order_count()),
+        }
     }
 
     /// The signed position quantity of a symbol (`BTCUSD` or `BTC/USD`), if any.
@@ -267,7 +284,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if response.extensions().get::<DropConnection>().is_none() {
         record.status = Some(response.status().as_u16());
     }
-    shared.lock().requests.push(record);
+    let orders = {
+        let mut state = shared.lock();
+        state.requests.push(record);
+        state.orders.len()
+    };
+    shared.order_count.send_if_modified(|count| std::mem::replace(count, orders) != orders);
     response
 }
 

@@ -34,6 +34,25 @@ pub struct AppOptions {
     pub binance_base_url: Option<String>,
     /// `SIGNALPOST_SECRET_KEY`; `None` is [`TEST_SECRET_KEY`], so no test writes a key file into the tree.
     pub secret_key: Option<String>,
+    /// Applied last to the finished configuration: for settings no other option covers (a live feed's URLs,
+    /// say), so a new test need not grow this struct.
+    pub configure: Option<ConfigTweak>,
+}
+
+/// A change to the test app's [`Config`], run after every other option was applied.
+#[derive(Clone)]
+pub struct ConfigTweak(pub Arc<dyn Fn(&mut Config) + Send + Sync>);
+
+impl ConfigTweak {
+    pub fn new(tweak: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        ConfigTweak(Arc::new(tweak))
+    }
+}
+
+impl std::fmt::Debug for ConfigTweak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigTweak(..)")
+    }
 }
 
 /// The secret key test apps seal broker keys with unless a test sets its own: base64 of 32 bytes.
@@ -82,6 +101,12 @@ impl TestApp {
     }
 
     /// Waits until the replay has played and the monitor applied every tick.
+    /// The next event on the bus within `within`, or `None`: for benchmarks that must not panic when a candle
+    /// makes no signal.
+    pub async fn next_event(&mut self, within: Duration) -> Option<Event> {
+        tokio::time::timeout(within, self.events.next()).await.ok()?.ok()
+    }
+
     pub async fn wait_for_replay_end(&mut self) {
         self.wait_for_event(Duration::from_secs(60), |e| matches!(e, Event::FeedFinished { .. })).await;
     }
@@ -97,7 +122,7 @@ impl TestApp {
 /// Starts the app against `database_url` (migrating it) with `options`.
 pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
     let defaults = Config::default();
-    let config = Config {
+    let mut config = Config {
         database_url: Secret::new(database_url),
         bind: "127.0.0.1:0".into(),
         replay: signalpost::config::ReplayConfig {
@@ -127,6 +152,9 @@ pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
         secret_key: Some(Secret::new(options.secret_key.unwrap_or_else(|| TEST_SECRET_KEY.to_string()))),
         ..defaults
     };
+    if let Some(tweak) = &options.configure {
+        (tweak.0)(&mut config);
+    }
     let bus = Arc::new(InProcessBus::default());
     let events = bus.subscribe().await.expect("in-process subscribe cannot fail");
     let clock = options.clock.unwrap_or_else(|| Arc::new(domain::SystemClock));

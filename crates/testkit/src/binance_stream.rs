@@ -10,6 +10,11 @@
 //! frames), duplicate and out-of-order frames (push the same kline twice, or an older one), malformed frames,
 //! and REST faults (429 and 418 with `Retry-After`, 500, a malformed body). It pings every connection at a
 //! fixed interval, as Binance does. Waits are built on a watch channel, not sleeps.
+//!
+//! A connection can change its streams as Binance allows, with `{"method":"SUBSCRIBE"|"UNSUBSCRIBE",
+//! "params":[…],"id":n}` text frames answered `{"result":null,"id":n}`; pushes follow the connection's
+//! current streams, and [`FakeBinanceMarket::live_streams`] and [`FakeBinanceMarket::stream_requests`] show
+//! what the client asked for.
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -53,6 +58,15 @@ pub struct RestRequest {
     pub status: u16,
 }
 
+/// A SUBSCRIBE or UNSUBSCRIBE a connection sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRequest {
+    /// Which connection (1 for the first).
+    pub connection: u64,
+    pub method: String,
+    pub params: Vec<String>,
+}
+
 enum Command {
     Text(String),
     Drop,
@@ -75,6 +89,8 @@ struct Market {
     connections: u64,
     /// Streams each connection asked for, in connection order.
     subscriptions: Vec<Vec<String>>,
+    /// SUBSCRIBE and UNSUBSCRIBE requests, in arrival order.
+    stream_requests: Vec<StreamRequest>,
     client_closes: u64,
     held: bool,
     live: Option<Live>,
@@ -274,6 +290,47 @@ impl FakeBinanceMarket {
         self.shared.lock().subscriptions.clone()
     }
 
+    /// The streams the live connection receives now: its URL's, changed by its SUBSCRIBE and UNSUBSCRIBE
+    /// requests. Empty when no connection is live.
+    pub fn live_streams(&self) -> Vec<String> {
+        self.shared.lock().live.as_ref().map(|l| l.streams.clone()).unwrap_or_default()
+    }
+
+    /// Every SUBSCRIBE and UNSUBSCRIBE received, in order.
+    pub fn stream_requests(&self) -> Vec<StreamRequest> {
+        self.shared.lock().stream_requests.clone()
+    }
+
+    /// Waits until the REST requests answered so far satisfy `check`.
+    pub async fn wait_for_requests(
+        &self,
+        timeout: Duration,
+        check: impl Fn(&[RestRequest]) -> bool,
+    ) -> Result<(), String> {
+        let mut changed = self.shared.changed.subscribe();
+        let shared = Arc::clone(&self.shared);
+        let wait = changed.wait_for(move |_| check(&shared.lock().requests));
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!("REST requests after {timeout:?}: {:?}", self.requests())),
+        }
+    }
+
+    /// Waits until the live connection's streams satisfy `check`.
+    pub async fn wait_for_streams(
+        &self,
+        timeout: Duration,
+        check: impl Fn(&[String]) -> bool,
+    ) -> Result<Vec<String>, String> {
+        let mut changed = self.shared.changed.subscribe();
+        let shared = Arc::clone(&self.shared);
+        let wait = changed.wait_for(move |_| shared.lock().live.as_ref().is_some_and(|l| check(&l.streams)));
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(_) => Ok(self.live_streams()),
+            Err(_) => Err(format!("live streams after {timeout:?}: {:?}", self.live_streams())),
+        }
+    }
+
     /// Connections the client closed itself with a close frame (retiring one ahead of the 24-hour limit).
     pub fn client_closes(&self) -> u64 {
         self.shared.lock().client_closes
@@ -412,7 +469,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else { return };
     let streams: Vec<String> = target.lock().map(|t| t.split('/').map(str::to_string).collect()).unwrap_or_default();
     let (out, mut commands) = mpsc::unbounded_channel();
-    {
+    let connection = {
         let mut state = shared.lock();
         state.connections += 1;
         let connection = state.connections;
@@ -421,7 +478,8 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         if let Some(old) = state.live.replace(Live { connection, streams, out }) {
             let _ = old.out.send(Command::Drop);
         }
-    }
+        connection
+    };
     shared.bump();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     let mut stalled = false;
@@ -433,6 +491,13 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                     shared.bump();
                     let _ = ws.close(None).await;
                     break;
+                }
+                Some(Ok(WsMessage::Text(text))) => {
+                    let answer = stream_request(&shared, connection, text.as_str());
+                    shared.bump();
+                    if ws.send(WsMessage::text(answer)).await.is_err() {
+                        break;
+                    }
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => break,
@@ -455,4 +520,34 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             },
         }
     }
+}
+
+/// Applies a SUBSCRIBE or UNSUBSCRIBE to the connection's streams and returns Binance's answer: `{"result":
+/// null,"id":n}`, or an error object for anything else, as Binance answers a request it cannot read.
+fn stream_request(shared: &Shared, connection: u64, text: &str) -> String {
+    let request: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let method = request.get("method").and_then(Value::as_str).unwrap_or("").to_string();
+    let params: Option<Vec<String>> = request
+        .get("params")
+        .and_then(Value::as_array)
+        .and_then(|p| p.iter().map(|v| v.as_str().map(str::to_string)).collect());
+    let (Some(params), "SUBSCRIBE" | "UNSUBSCRIBE") = (params, method.as_str()) else {
+        return json!({"error": {"code": 2, "msg": "Invalid request: unknown method or malformed params"}, "id": id})
+            .to_string();
+    };
+    let mut state = shared.lock();
+    if let Some(live) = state.live.as_mut().filter(|l| l.connection == connection) {
+        if method == "SUBSCRIBE" {
+            for stream in &params {
+                if !live.streams.contains(stream) {
+                    live.streams.push(stream.clone());
+                }
+            }
+        } else {
+            live.streams.retain(|s| !params.contains(s));
+        }
+    }
+    state.stream_requests.push(StreamRequest { connection, method, params });
+    json!({"result": null, "id": id}).to_string()
 }

@@ -10,7 +10,9 @@ pub mod browser;
 pub mod db;
 pub mod discord;
 pub mod fixtures;
+pub mod oanda;
 mod scripted_http;
+pub mod twelvedata;
 pub mod wait;
 
-pub use app::{AppOptions, DiscordOptions, TestApp, spawn_app, spawn_app_on, write_candles};
+pub use app::{AppOptions, ConfigTweak, DiscordOptions, TestApp, spawn_app, spawn_app_on, write_candles};

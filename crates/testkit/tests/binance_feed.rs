@@ -400,7 +400,7 @@ async fn the_streamed_pairs_come_from_users_settings_finest_timeframe_per_crypto
     let (store, _guard) = testkit::db::fresh_store().await;
     let mut config = signalpost::config::Config::default();
     // No users, no configured pairs: BTCUSDT 1h.
-    let pairs = signalpost::startup::binance_pairs(&config, store.as_ref()).await.unwrap();
+    let pairs = signalpost::startup::feed_pairs(&config, "binance").current(store.as_ref()).await.unwrap();
     assert_eq!(pairs, vec![(Symbol::normalize("BTCUSDT"), Timeframe::H1)]);
 
     let user = store
@@ -414,7 +414,7 @@ async fn the_streamed_pairs_come_from_users_settings_finest_timeframe_per_crypto
     };
     store.save_settings(user.id, &settings).await.unwrap();
     config.binance_feed.pairs = vec!["SOLUSDT:1d".into()];
-    let pairs = signalpost::startup::binance_pairs(&config, store.as_ref()).await.unwrap();
+    let pairs = signalpost::startup::feed_pairs(&config, "binance").current(store.as_ref()).await.unwrap();
     // EURUSD is forex (another feed's); ETHUSDT streams 15m only, the pump resamples 4h from it.
     assert_eq!(
         pairs,

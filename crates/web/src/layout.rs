@@ -24,6 +24,8 @@ pub struct Layout {
     pub user_name: Option<String>,
     /// The session's CSRF token, for the sign-out form and the page's own forms.
     pub csrf_token: String,
+    /// The market-data banner's lines (see [`crate::feed_status`]); empty on healthy feeds and before sign-in.
+    pub alerts: Vec<String>,
 }
 
 const PAGES: &[(&str, &str)] = &[
@@ -49,12 +51,19 @@ impl Layout {
             nav,
             user_name: Some(user.user.display_name.clone()),
             csrf_token: user.csrf_token().to_string(),
+            alerts: user.feed_alerts.clone(),
         }
     }
 
     /// The layout of a page shown before sign-in.
     pub fn anonymous(title: &str, csrf_token: &str) -> Layout {
-        Layout { title: title.to_string(), nav: Vec::new(), user_name: None, csrf_token: csrf_token.to_string() }
+        Layout {
+            title: title.to_string(),
+            nav: Vec::new(),
+            user_name: None,
+            csrf_token: csrf_token.to_string(),
+            alerts: Vec::new(),
+        }
     }
 }
 

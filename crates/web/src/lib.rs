@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod csrf;
 pub mod data_api;
 pub mod error;
+pub mod feed_status;
 pub mod following;
 pub mod inbox;
 pub mod layout;
@@ -105,6 +106,9 @@ pub struct WebState {
     /// Seals broker keys typed on `/following` before they are stored. `None` (see [`WebState::with_cipher`]):
     /// a follow that needs keys is refused with a message, and paper follows still work.
     pub cipher: Option<Arc<store::vault::KeyCipher>>,
+    /// The market feed's health, for the banner on every signed-in page and `GET /api/feed`. `None` (see
+    /// [`WebState::with_feed_status`]): no banner, and `/api/feed` answers 404.
+    pub feed: Option<Arc<dyn feed_status::FeedStatusSource>>,
 }
 
 impl WebState {
@@ -122,6 +126,7 @@ impl WebState {
             bus: None,
             trade_pages: Arc::new(data_api::TradePageCache::default()),
             cipher: None,
+            feed: None,
         })
     }
 
@@ -134,6 +139,12 @@ impl WebState {
     /// The key that seals broker credentials (`SIGNALPOST_SECRET_KEY`).
     pub fn with_cipher(mut self, cipher: Arc<store::vault::KeyCipher>) -> WebState {
         self.cipher = Some(cipher);
+        self
+    }
+
+    /// Where the market feed's health comes from (the app's feed health monitor).
+    pub fn with_feed_status(mut self, source: Arc<dyn feed_status::FeedStatusSource>) -> WebState {
+        self.feed = Some(source);
         self
     }
 
@@ -164,6 +175,7 @@ pub fn router(state: WebState) -> Router {
         .merge(assets::routes())
         .merge(providers_page::routes())
         .merge(following::routes())
+        .merge(feed_status::routes())
         // Runs before every handler above: a POST without the session's CSRF token never reaches one.
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::require_token))
         .layer(axum::middleware::from_fn(layout::security_headers))

@@ -232,6 +232,8 @@ pub struct CurrentUser {
     /// The user's trades version read with the session (see [`SessionContext`]), before any page data:
     /// what a cached page of their trades must match to be served.
     pub trades_version: i64,
+    /// What the market-data banner says on this request's page; empty while the feed is healthy.
+    pub feed_alerts: Vec<String>,
 }
 
 impl CurrentUser {
@@ -258,7 +260,8 @@ impl FromRequestParts<WebState> for CurrentUser {
         match context {
             Some(SessionContext { session, user: Some(user), trades_version }) if session.user_id == Some(user.id) => {
                 touch(state, &session, state.clock.now()).await;
-                Ok(CurrentUser { user, session, trades_version })
+                let feed_alerts = state.feed.as_ref().map(|f| f.feed_status().banner_lines()).unwrap_or_default();
+                Ok(CurrentUser { user, session, trades_version, feed_alerts })
             }
             _ if api => Err(AuthRejection::Unauthorized),
             _ => {

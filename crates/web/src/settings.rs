@@ -321,6 +321,8 @@ async fn save(
     match validate(&values, &current) {
         Ok(settings) => {
             state.store.save_settings(user.id(), &settings).await?;
+            // The live feeds re-derive their pairs from the store on this.
+            state.announce(bus::Event::SettingsChanged { user_id: user.id() }).await;
             Ok(Redirect::to("/settings?saved=1").into_response())
         }
         Err(errors) => {
