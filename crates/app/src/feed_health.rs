@@ -251,7 +251,10 @@ fn stale_pairs(state: &State, now: DateTime<Utc>) -> Vec<(Pair, Option<DateTime<
             continue;
         }
         let last = state.newest.get(pair).copied();
-        let since = last.unwrap_or(*watched_since);
+        // The vendor gets two timeframes from its newest candle or from when the pair was first watched,
+        // whichever is later: while a start-up backfill is still arriving, the newest candle so far is old
+        // history, and that is no outage.
+        let since = last.map_or(*watched_since, |last| last.max(*watched_since));
         if open_time_exceeds_budget(class, *timeframe, since, now) {
             stale.push((pair.clone(), last, since));
         }
@@ -381,6 +384,24 @@ mod tests {
             .find(|l| l.starts_with(&format!("signalpost_{name}{{feed=\"binance\"}}")))
             .map(|l| l.rsplit(' ').next().unwrap().to_string())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_start_up_backfill_still_arriving_is_no_stale_alarm() {
+        let btc = pair("BTCUSDT", Timeframe::H1);
+        let (health, clock, metrics) = health("2026-11-18T10:00:30Z", vec![btc.clone()]);
+        health.connected("binance");
+        // The backfill's first candle closed hours ago; the rest are still on their way.
+        health.candle_closed(&btc.0, btc.1, at("2026-11-18T06:00:00Z"));
+        assert!(health.status().healthy);
+        // A labelled counter is not rendered before its first increment.
+        assert_eq!(gauge(&metrics, "feed_stale_alarms_total"), "");
+        // Two timeframes after the pair was first watched with nothing newer, it is late.
+        clock.set(at("2026-11-18T12:00:31Z"));
+        let status = health.status();
+        assert!(!status.healthy);
+        assert_eq!(status.stale[0].last_candle_close, Some(at("2026-11-18T06:00:00Z")));
+        assert_eq!(gauge(&metrics, "feed_stale_alarms_total"), "1");
     }
 
     #[test]

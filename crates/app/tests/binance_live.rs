@@ -208,11 +208,12 @@ async fn a_feed_held_off_past_its_grace_is_a_503_naming_binance_and_the_problem_
 async fn a_pair_whose_candles_stop_while_connected_is_a_stale_alarm_after_two_timeframes() {
     let live = start(|_| async {}).await;
     health_becomes(&live.app, 200, "up").await;
-    // The newest candle (09:00) closed at 10:00. Two timeframes later it is not yet late…
-    live.clock.set(t0() + ChronoDuration::hours(2));
+    // The newest candle (09:00) closed at 10:00, but the pair has been watched only since the app started at
+    // 10:00:30: the vendor's two timeframes count from then. At 12:00:30 it is not yet late…
+    live.clock.set(t0() + ChronoDuration::hours(2) + ChronoDuration::seconds(30));
     assert_eq!(health(&live.app).await.0, 200);
     // …a second later it is, though the connection never dropped.
-    live.clock.set(t0() + ChronoDuration::hours(2) + ChronoDuration::seconds(1));
+    live.clock.set(t0() + ChronoDuration::hours(2) + ChronoDuration::seconds(31));
     let (status, body) = health(&live.app).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["feed"]["state"], "up");
@@ -220,13 +221,10 @@ async fn a_pair_whose_candles_stop_while_connected_is_a_stale_alarm_after_two_ti
     assert_eq!(body["feed"]["stale"][0]["timeframe"], "1h");
     assert_eq!(body["feed"]["stale"][0]["last_candle_close"], "2026-11-18T10:00:00Z");
     assert_eq!(metric(&live.app, "signalpost_feed_stale_pairs{feed=\"binance\"}").await.as_deref(), Some("1"));
-    // Asked again: still stale. (One alarm per episode is asserted deterministically in `feed_health`'s unit
-    // tests. Here the clean-clone CI run of session 5 once counted 2 with the clock standing still; the cause
-    // is not found yet, so this black-box test only requires that the alarm was counted.)
-    let (status, _) = health(&live.app).await;
-    assert_eq!(status, 503);
-    let alarms = metric(&live.app, "signalpost_feed_stale_alarms_total{feed=\"binance\"}").await;
-    assert!(alarms.as_deref().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1), "{alarms:?}");
+    // Asked again: the same episode, one alarm. (Also none while the start-up backfill was arriving, when the
+    // newest candle so far was hours old: that once counted a second alarm here.)
+    health(&live.app).await;
+    assert_eq!(metric(&live.app, "signalpost_feed_stale_alarms_total{feed=\"binance\"}").await.as_deref(), Some("1"));
 
     // The 11:00 candle arrives (the 10:00 one comes from REST as the gap): the alarm clears.
     live.fake.add_candles("BTCUSDT", Timeframe::H1, &[candle(0)]);
