@@ -175,6 +175,9 @@ async fn a_new_set_subscribes_and_unsubscribes_on_the_open_socket_without_losing
     // BTCUSDT comes back: it resumes after the last candle it delivered (6), so 7 is filled, once.
     feed.set(&["BTCUSDT", "ETHUSDT"]);
     assert_eq!(feed.next_candle().await, ("BTCUSDT".into(), 7));
+    // The backfilled candle can arrive before the fake has read the SUBSCRIBE frame; a kline pushed before
+    // that would not be sent (the feed would fill it from REST when the next one skips ahead).
+    fake.wait_for_streams(WAIT, |s| s.iter().any(|s| s == "btcusdt@kline_1m")).await.unwrap();
     clock.set(t0() + ChronoDuration::seconds(9 * 60 + 5));
     fake.close_candle("BTCUSDT", TF, &candle("BTCUSDT", 8));
     assert_eq!(feed.next_candle().await, ("BTCUSDT".into(), 8));
@@ -208,6 +211,8 @@ async fn instruments_binance_cannot_serve_are_skipped_and_the_feed_carries_on() 
     // A servable pair among unservable ones still joins.
     feed.set(&["BTCUSDT", "PEPEUSDT", "ETHUSDT"]);
     assert_eq!(feed.candles(3).await, of("ETHUSDT", 0..=2));
+    // The backfill's candles can arrive before the fake has read the SUBSCRIBE frame sent ahead of them.
+    fake.wait_for_streams(WAIT, |s| s.iter().any(|s| s == "ethusdt@kline_1m")).await.unwrap();
     assert_eq!(fake.stream_requests(), requests(&[("SUBSCRIBE", &["ethusdt@kline_1m", "ethusdt@trade"])]));
     clock.set(t0() + ChronoDuration::seconds(4 * 60 + 5));
     fake.close_candle("BTCUSDT", TF, &candle("BTCUSDT", 3));
