@@ -3,9 +3,11 @@
 //! through the real app on SQLite: the live Binance feed, the pump, the scanner and the store. Target: p50 and
 //! p99 at most 5 ms. The one network hop is the fake's WebSocket frame over loopback.
 //!
-//! The candles are the first 300 EURUSD hours the market crate's tests carry, scaled to bitcoin prices and
-//! served as BTCUSDT (Binance lists crypto only): the engine's features are relative, so they signal as the
-//! EURUSD series does. The first `WARM` candles are the REST history the feed backfills at start; each later
+//! The candles are the first EURUSD hours of the embedded default series (`crates/market/data`, 100 for the
+//! warm-up and then `C2S_CANDLES`, default 1,500, sent live), scaled to bitcoin prices and served as BTCUSDT
+//! (Binance lists crypto only): the engine's features are relative, so they signal as the EURUSD series
+//! does. About one candle in ten makes a signal, so the default run times well over a hundred signals and
+//! its p99 is not just the slowest one. The first `WARM` candles are the REST history the feed backfills at start; each later
 //! one is sent closed, with the app's clock set to just after its close so it is live, not stale. A candle
 //! that makes no signal is given `QUIET` to show it does not; only candles that make one are timed.
 //!
@@ -25,14 +27,20 @@ use testkit::{AppOptions, ConfigTweak, spawn_app_on};
 /// Candles the feed backfills at start (the indicators' warm-up).
 const WARM: usize = 100;
 /// How long a candle that made no signal is waited on before the next one is sent.
-const QUIET: Duration = Duration::from_millis(150);
+const QUIET: Duration = Duration::from_millis(50);
 
-fn bitcoin_candles() -> Vec<Candle> {
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn bitcoin_candles(live: usize) -> Vec<Candle> {
     let scale = Decimal::from(40_000);
-    let path = testkit::fixtures::eurusd_300_path();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../market/data/lean_oanda_EURUSD_H1_2007-2018.csv.gz");
     market::load_candles(&path, &market::LoadOptions::default())
-        .expect("the EURUSD sample loads")
+        .expect("the embedded EURUSD series loads")
         .into_iter()
+        .take(WARM + live)
         .map(|c| Candle {
             time: c.time,
             open: (c.open * scale).round_dp(2),
@@ -54,7 +62,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn run() {
-    let candles = bitcoin_candles();
+    let candles = bitcoin_candles(env_usize("C2S_CANDLES", 1500));
     let close_of = |c: &Candle| c.close_time(Timeframe::H1);
     let fake = FakeBinanceMarket::start(&["BTCUSDT"]).await;
     fake.add_candles("BTCUSDT", Timeframe::H1, &candles[..WARM]);
@@ -101,6 +109,9 @@ async fn run() {
 
     let mut sent_at: HashMap<DateTime<Utc>, Instant> = HashMap::new();
     let mut latencies = Vec::new();
+    // (when it was timed, since the first live candle; how long it took), for the slowest ones' report.
+    let mut timeline: Vec<(Duration, Duration)> = Vec::new();
+    let run_started = Instant::now();
     for candle in &candles[WARM..] {
         let close = close_of(candle);
         clock.set(close + chrono::Duration::milliseconds(50));
@@ -111,7 +122,9 @@ async fn run() {
             if let Event::SignalCreated { signal, .. } = event
                 && let Some(at) = sent_at.get(&signal.created_at)
             {
-                latencies.push(at.elapsed());
+                let took = at.elapsed();
+                latencies.push(took);
+                timeline.push((run_started.elapsed(), took));
                 if signal.created_at == close {
                     break;
                 }
@@ -130,6 +143,13 @@ async fn run() {
             ms(percentile(&latencies, 99.0)),
             ms(*latencies.last().expect("not empty")),
         );
+        timeline.sort_by_key(|&(_, took)| std::cmp::Reverse(took));
+        let slowest: Vec<String> = timeline
+            .iter()
+            .take(5)
+            .map(|(at, took)| format!("{:.2} ms at {:.1} s", ms(*took), at.as_secs_f64()))
+            .collect();
+        println!("candle-to-signal: slowest {}", slowest.join(", "));
     }
     app.stop().await;
 }

@@ -114,6 +114,9 @@ async fn run() {
 
     // 1. Latency, one follower. The first message warms the follower's broker client and is not counted.
     let mut latencies = Vec::with_capacity(messages);
+    // (when it was sent, since the first timed message; how long it took), for the slowest ones' report.
+    let mut timeline: Vec<(Duration, Duration)> = Vec::with_capacity(messages);
+    let run_started = Instant::now();
     for i in 0..=messages {
         // Distinct text per message (a limit a cent apart), as a provider's signals are.
         let content = format!("BUY BTCUSD {}.{:02}\nSL 48000\nTP 52000", 49000 + i / 100, i % 100);
@@ -123,6 +126,7 @@ async fn run() {
         let took = until_orders(&alpaca, before + 1, sent, Duration::from_secs(10)).await.expect("the order arrives");
         if i > 0 {
             latencies.push(took);
+            timeline.push((sent.duration_since(run_started), took));
         }
     }
     latencies.sort();
@@ -133,6 +137,10 @@ async fn run() {
         ms(percentile(&latencies, 99.0)),
         ms(*latencies.last().expect("messages > 0")),
     );
+    timeline.sort_by_key(|&(_, took)| std::cmp::Reverse(took));
+    let slowest: Vec<String> =
+        timeline.iter().take(5).map(|(at, took)| format!("{:.2} ms at {:.2} s", ms(*took), at.as_secs_f64())).collect();
+    println!("copier latency: slowest {}", slowest.join(", "));
 
     // 2. Fan-out to every follower of one channel, twice.
     for (round, label) in [(0, "first signal"), (1, "second signal")] {

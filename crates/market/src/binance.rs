@@ -26,6 +26,7 @@ mod wire;
 use crate::feed::{
     FeedEnd, FeedError, FeedEvent, FeedObserver, FeedStats, MarketFeed, ResumePoints, SubscriptionUpdates,
 };
+use crate::sequencer::{CandleSequencer, Sequence};
 use chrono::{DateTime, Utc};
 use domain::{AssetClass, Clock, InstrumentRegistry, Symbol, Tick, Timeframe};
 use futures::StreamExt as _;
@@ -357,8 +358,8 @@ struct Run<'a> {
     feed: &'a BinanceFeed,
     tx: mpsc::Sender<FeedEvent>,
     shutdown: CancellationToken,
-    /// Open time of the last candle delivered per pair.
-    last: HashMap<(Symbol, Timeframe), DateTime<Utc>>,
+    /// The last candle delivered per pair, kept across connections and pair-set changes.
+    sequencer: CandleSequencer,
     /// Binance's symbol and interval → our pair.
     pairs: HashMap<(String, String), (Symbol, Timeframe)>,
     symbols: HashMap<String, Symbol>,
@@ -410,10 +411,9 @@ impl Run<'_> {
 
     /// Delivers a closed candle unless one at or after its open time was delivered already.
     async fn deliver(&mut self, pair: &(Symbol, Timeframe), kline: Kline) -> Result<bool, Interrupt> {
-        if self.last.get(pair).is_some_and(|last| *last >= kline.candle.time) {
+        if !self.sequencer.record(pair, kline.candle.time) {
             return Ok(false);
         }
-        self.last.insert(pair.clone(), kline.candle.time);
         let (symbol, timeframe) = pair.clone();
         self.emit(FeedEvent::CandleClosed { symbol, timeframe, candle: kline.candle }).await?;
         Ok(true)
@@ -423,12 +423,12 @@ impl Run<'_> {
     /// (all closed ones when `None`). Returns how many were delivered.
     async fn backfill(&mut self, pair: &(Symbol, Timeframe), until: Option<DateTime<Utc>>) -> Result<u64, Interrupt> {
         let (symbol, timeframe) = pair;
-        if !self.last.contains_key(pair)
+        if !self.sequencer.knows(pair)
             && let Some(points) = self.feed.config.resume_points.clone()
         {
             match points.last_stored(symbol, *timeframe).await {
                 Ok(Some(last)) => {
-                    self.last.insert(pair.clone(), last);
+                    self.sequencer.resume(pair, last);
                 }
                 Ok(None) => {}
                 Err(problem) => {
@@ -440,8 +440,8 @@ impl Run<'_> {
         let now = self.feed.clock.now();
         let now_ms = now.timestamp_millis();
         let step = timeframe.duration();
-        let mut start = match self.last.get(pair) {
-            Some(last) => *last + step,
+        let mut start = match self.sequencer.last(pair) {
+            Some(last) => last + step,
             None => timeframe.bucket_start(now) - step * config.warmup_candles as i32,
         };
         let url = format!("{}{}", self.feed.rest_base(), config.market.klines_path());
@@ -513,7 +513,7 @@ impl Run<'_> {
                     return Ok(());
                 }
                 let Some(pair) = self.pairs.get(&(symbol.clone(), interval.clone())).cloned() else {
-                    if self.last.keys().any(|(s, t)| s.as_str() == symbol && wire::interval(*t) == interval) {
+                    if self.sequencer.pairs().any(|(s, t)| s.as_str() == symbol && wire::interval(*t) == interval) {
                         // Frames still in flight when the pair was unsubscribed.
                         tracing::debug!(%symbol, %interval, "kline for a pair no longer subscribed; skipped");
                     } else {
@@ -522,14 +522,15 @@ impl Run<'_> {
                     return Ok(());
                 };
                 let time = kline.candle.time;
-                if let Some(last) = self.last.get(&pair).copied() {
-                    if last >= time {
+                match self.sequencer.check(&pair, time) {
+                    Sequence::Deliver => {}
+                    Sequence::Stale { .. } => {
                         tracing::debug!(%symbol, %interval, %time, "duplicate or out-of-order kline dropped");
                         return Ok(());
                     }
-                    if time > last + pair.1.duration() {
+                    Sequence::Gap { to, .. } => {
                         // The stream skipped candles: fetch them before this one so order holds.
-                        let filled = self.backfill(&pair, Some(time)).await?;
+                        let filled = self.backfill(&pair, Some(to)).await?;
                         if filled > 0
                             && let Some(observer) = &self.feed.observer
                         {
@@ -744,7 +745,7 @@ impl MarketFeed for BinanceFeed {
             feed: &self,
             tx,
             shutdown: shutdown.clone(),
-            last: self.config.resume_after.clone(),
+            sequencer: CandleSequencer::resuming(self.config.resume_after.clone()),
             pairs: pair_index(&self.config.subscriptions),
             symbols: symbol_index(&self.config.subscriptions),
             stats: FeedStats { candles: 0, ticks: 0, end: FeedEnd::Shutdown },

@@ -16,6 +16,7 @@ mod input;
 pub mod oanda;
 pub mod replay;
 pub mod resample;
+pub mod sequencer;
 pub mod ticks;
 pub mod timestamp;
 pub mod twelvedata;
@@ -33,8 +34,11 @@ pub use feed::{
 pub use oanda::{OandaFeed, OandaFeedConfig, OandaPrice};
 pub use replay::{ReplayEvents, ReplayFeed, ReplayGate, ReplaySeries, ReplaySpeed, synthetic_ticks};
 pub use resample::{Emitted, Resampler, resample};
+pub use sequencer::{CandleSequencer, Sequence};
 pub use ticks::{load_ticks, parse_ticks};
 pub use timestamp::{TimeParser, parse_timestamp};
+/// The shutdown signal [`MarketFeed::run`] takes, so code that runs a feed needs no `tokio-util` of its own.
+pub use tokio_util::sync::CancellationToken;
 pub use twelvedata::{CreditUsage, TwelveDataFeed, TwelveDataFeedConfig, TwelveDataKey};
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ mod wire;
 use crate::feed::{
     FeedEnd, FeedError, FeedEvent, FeedObserver, FeedStats, MarketFeed, ResumePoints, SubscriptionUpdates,
 };
+use crate::sequencer::CandleSequencer;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::{AssetClass, Clock, InstrumentRegistry, Symbol, Tick, Timeframe};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -473,7 +474,7 @@ struct Poller<'s, 'a> {
     pairs: BTreeMap<(Symbol, Timeframe), PairState>,
     /// Open time of the last candle delivered per pair; kept when a pair is dropped, so one that comes back
     /// does not repeat candles.
-    last: HashMap<(Symbol, Timeframe), DateTime<Utc>>,
+    sequencer: CandleSequencer,
     updates: Option<SubscriptionUpdates>,
 }
 
@@ -511,12 +512,12 @@ impl Poller<'_, '_> {
         for (pair, instrument) in servable {
             if !self.pairs.contains_key(&pair) {
                 tracing::info!(symbol = %pair.0, timeframe = %pair.1, "OANDA candle polling started for an added pair");
-                if !self.last.contains_key(&pair)
+                if !self.sequencer.knows(&pair)
                     && let Some(points) = &self.shared.feed.config.resume_points
                 {
                     match points.last_stored(&pair.0, pair.1).await {
                         Ok(Some(stored)) => {
-                            self.last.insert(pair.clone(), stored);
+                            self.sequencer.resume(&pair, stored);
                         }
                         Ok(None) => {}
                         Err(problem) => {
@@ -583,7 +584,7 @@ impl Poller<'_, '_> {
             match self.page(pair).await {
                 Ok(page) => {
                     delivered += page.delivered;
-                    let full = page.count >= config.page_limit as usize && self.last.contains_key(pair);
+                    let full = page.count >= config.page_limit as usize && self.sequencer.knows(pair);
                     if !(full && page.incomplete.is_none() && page.delivered > 0) {
                         break Ok(page.incomplete);
                     }
@@ -596,7 +597,7 @@ impl Poller<'_, '_> {
         let just_closed = timeframe.bucket_start(now) - timeframe.duration();
         let next_close = timeframe.bucket_start(now) + timeframe.duration();
         let poll_delay = chrono::Duration::from_std(config.poll_delay).unwrap_or_default();
-        let last = self.last.get(pair).copied();
+        let last = self.sequencer.last(pair);
         let Some(state) = self.pairs.get_mut(pair) else { return Ok(()) };
         let incomplete = match outcome {
             Ok(incomplete) => incomplete,
@@ -661,7 +662,7 @@ impl Poller<'_, '_> {
             ("dailyAlignment", "0".to_string()),
             ("alignmentTimezone", "UTC".to_string()),
         ];
-        match self.last.get(pair) {
+        match self.sequencer.last(pair) {
             Some(last) => {
                 query.push(("from", last.to_rfc3339_opts(SecondsFormat::Secs, true)));
                 query.push(("includeFirst", "false".to_string()));
@@ -697,11 +698,10 @@ impl Poller<'_, '_> {
                 page.incomplete = Some(candle.candle.time);
                 break;
             }
-            if self.last.get(pair).is_some_and(|last| *last >= candle.candle.time) {
+            if !self.sequencer.record(pair, candle.candle.time) {
                 tracing::debug!(%symbol, %timeframe, time = %candle.candle.time, "duplicate or old OANDA candle dropped");
                 continue;
             }
-            self.last.insert(pair.clone(), candle.candle.time);
             self.shared
                 .emit(FeedEvent::CandleClosed { symbol: symbol.clone(), timeframe: *timeframe, candle: candle.candle })
                 .await?;
@@ -883,7 +883,7 @@ impl MarketFeed for OandaFeed {
         let poller = Poller {
             shared: &shared,
             pairs: BTreeMap::new(),
-            last: self.config.resume_after.clone(),
+            sequencer: CandleSequencer::resuming(self.config.resume_after.clone()),
             updates: self.config.updates.clone(),
         };
         let streamer = Streamer { shared: &shared, instruments: BTreeMap::new(), updates: self.config.updates.clone() };

@@ -30,6 +30,7 @@ mod wire;
 use crate::feed::{
     FeedEnd, FeedError, FeedEvent, FeedObserver, FeedStats, MarketFeed, ResumePoints, SubscriptionUpdates,
 };
+use crate::sequencer::{CandleSequencer, Sequence};
 use chrono::{DateTime, Utc};
 use domain::price::MAX_PRICE_SCALE;
 use domain::{Candle, CandleRange, Clock, Price, Symbol, Tick, Timeframe};
@@ -390,8 +391,6 @@ struct Pair {
     timeframe: Timeframe,
     /// Twelve Data's spelling, `EUR/USD`.
     vendor: String,
-    /// Open time of the last candle delivered.
-    last: Option<DateTime<Utc>>,
     /// Open time of the first candle the next request asks for.
     cursor: DateTime<Utc>,
     /// Candles closing before this are history: no synthetic tick, so no old price reaches an open trade.
@@ -438,8 +437,9 @@ struct Run<'a> {
     shutdown: CancellationToken,
     pairs: Vec<Pair>,
     credits: Credits,
-    /// Where pairs removed by an update stopped, so adding one back resumes instead of warming up again.
-    dropped: HashMap<(Symbol, Timeframe), DateTime<Utc>>,
+    /// The last candle delivered (or resumed from) per pair; a pair removed by an update keeps its entry, so
+    /// adding it back resumes instead of warming up again.
+    sequencer: CandleSequencer,
     updates: Option<SubscriptionUpdates>,
     /// `None` before the first answer; then whether the last poll reached Twelve Data.
     healthy: Option<bool>,
@@ -448,13 +448,16 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn new_pair(
-        &self,
+        &mut self,
         symbol: Symbol,
         timeframe: Timeframe,
         resume: Option<DateTime<Utc>>,
         initial: bool,
     ) -> Result<Pair, String> {
         let vendor = vendor_symbol(&symbol)?;
+        if let Some(last) = resume {
+            self.sequencer.resume(&(symbol.clone(), timeframe), last);
+        }
         let now = self.feed.clock.now();
         let step = timeframe.duration();
         let cursor = match resume {
@@ -465,7 +468,6 @@ impl Run<'_> {
             symbol,
             timeframe,
             vendor,
-            last: resume,
             cursor,
             live_from: timeframe.bucket_start(now),
             caught_up: false,
@@ -498,9 +500,6 @@ impl Run<'_> {
                 kept.push(pair);
             } else {
                 tracing::info!(symbol = %pair.symbol, timeframe = %pair.timeframe, "stopped polling Twelve Data");
-                if let Some(last) = pair.last {
-                    self.dropped.insert(key, last);
-                }
             }
         }
         self.pairs = kept;
@@ -509,7 +508,7 @@ impl Run<'_> {
                 continue;
             }
             let key = (symbol.clone(), timeframe);
-            let resume = match self.dropped.remove(&key) {
+            let resume = match self.sequencer.last(&key) {
                 Some(last) => Some(last),
                 None => self.stored_until(&symbol, timeframe).await,
             };
@@ -709,16 +708,17 @@ impl Run<'_> {
         good.sort_by_key(|c| c.time);
         good.dedup_by_key(|c| c.time);
         let was_caught_up = pair.caught_up;
+        let key = (pair.symbol.clone(), timeframe);
         let mut fresh: Vec<Candle> = Vec::new();
         for candle in good {
-            if pair.last.is_some_and(|last| last >= candle.time) {
+            if let Sequence::Stale { .. } = self.sequencer.check(&key, candle.time) {
                 continue;
             }
             if candle.close_time(timeframe) > now {
                 // The still-forming candle: it comes with a later poll, once closed.
                 break;
             }
-            pair.last = Some(candle.time);
+            self.sequencer.record(&key, candle.time);
             fresh.push(candle);
         }
         if complete {
@@ -727,7 +727,7 @@ impl Run<'_> {
             pair.urgent = true;
         } else {
             pair.caught_up = true;
-            if let Some(last) = pair.last {
+            if let Some(last) = self.sequencer.last(&key) {
                 pair.cursor = pair.cursor.max(last + step);
             }
             if !fresh.is_empty() {
@@ -913,7 +913,7 @@ impl MarketFeed for TwelveDataFeed {
             shutdown,
             pairs: Vec::new(),
             credits: Credits::new(&self.config),
-            dropped: HashMap::new(),
+            sequencer: CandleSequencer::new(),
             updates,
             healthy: None,
             stats: FeedStats { candles: 0, ticks: 0, end: FeedEnd::Shutdown },

@@ -22,7 +22,7 @@ impl Backend {
         if new_hash.trim().is_empty() {
             return Err(StoreError::invalid("a password hash must not be empty"));
         }
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         // Comparing with the hash the caller verified makes the change conditional: of two changes racing
         // from the same old password, one finds its hash gone and changes nothing.
         let changed = sqlx::query(
@@ -56,7 +56,7 @@ impl Backend {
         forget_before: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         const OP: &str = "recording a failed sign-in";
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         sqlx::query("DELETE FROM sign_in_failures WHERE failed_at < $1")
             .bind(ts(forget_before))
             .execute(&mut *tx)
@@ -90,7 +90,7 @@ impl Backend {
     pub(crate) async fn credentials_clear_failures(&self, username_key: &str) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM sign_in_failures WHERE username_key = $1")
             .bind(username_key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(op("forgetting failed sign-ins"))?;
         Ok(done.rows_affected())

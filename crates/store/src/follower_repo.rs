@@ -100,7 +100,7 @@ impl Backend {
             true => new.sealed_credentials.as_ref().map(|s| s.as_bytes().to_vec()),
             false => None,
         };
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         // One statement decides whether stored keys survive (same broker, none given), so two saves racing
         // cannot leave one broker's keys on another broker's row.
         let row = sqlx::query(
@@ -178,7 +178,7 @@ impl Backend {
             .bind(id.0)
             .bind(user.0)
             .bind(enabled)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(op("enabling or disabling a follower"))?;
         Ok(done.rows_affected() > 0)
@@ -257,7 +257,7 @@ impl Backend {
             return Ok(Vec::new());
         }
         let at = ts(at);
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         for chunk in copies.chunks(COPIES_PER_STATEMENT) {
             let mut query = QueryBuilder::<Db>::new(
                 "INSERT INTO copy_orders (follower_id, user_id, signal_id, client_order_id, status, created_at,
@@ -351,7 +351,7 @@ impl Backend {
             })
             .collect();
         let mut unmatched = Vec::new();
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         for (i, copy) in copies.iter().enumerate() {
             if answers[i].is_some() {
                 continue;
@@ -448,7 +448,7 @@ impl Backend {
         .bind(gate)
         .bind(reason)
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op("recording an unplaced copy order"))?;
         Ok(done.rows_affected() > 0)
@@ -535,7 +535,7 @@ impl Backend {
             .bind(channel_id)
             .bind(message_id)
             .bind(outcome)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(op("recording a provider message's outcome"))?;
         Ok(done.rows_affected() > 0)
@@ -548,7 +548,7 @@ impl Backend {
         closing: &Closing,
     ) -> Result<Option<(Trade, Trade)>, StoreError> {
         const OP: &str = "partially closing a trade";
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         let row = sqlx::query(SELECT_TRADE_FOR_UPDATE)
             .bind(id.0)
             .fetch_optional(&mut *tx)

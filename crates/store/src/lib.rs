@@ -16,6 +16,7 @@ pub mod actions;
 mod codec;
 pub mod error;
 pub mod follower;
+pub mod generations;
 pub mod model;
 pub mod postgres;
 pub mod provider;
@@ -47,7 +48,7 @@ pub use provider::{
     NewProviderMessage, ProviderChannel, ProviderIntake, ProviderMessage, ProviderMessageKind, ProviderRevision,
     WEBHOOK_CHANNEL,
 };
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, WalCheckpoint};
 pub use vault::{BrokerCredentials, KeyCipher, SealedCredentials, VaultError};
 
 use async_trait::async_trait;
@@ -519,8 +520,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // --- the dashboard's data pages at scale (issue 5, item 9) ---
 
     /// The unexpired session with this id hash, its user and the user's trades version, in one query: what
-    /// every signed-in dashboard request reads first. Nothing of it is cached, so a session ended or revoked
-    /// by any process is refused on the next request.
+    /// every signed-in dashboard request needs first. The store caches nothing; the dashboard keeps the
+    /// answer briefly, checked against [`generations`] so this process's own writes are seen at once.
     async fn web_session_context(
         &self,
         id_hash: &str,

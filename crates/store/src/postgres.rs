@@ -83,6 +83,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// What write statements run on; the same pool as `pool` (see `from_pool`). The shared per-backend code
+    /// in `repo.rs` writes through `writer` and reads through `pool`, which matters for SQLite.
+    writer: PgPool,
 }
 
 impl PgStore {
@@ -101,11 +104,12 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(connect_error)?;
-        Ok(PgStore { pool })
+        Ok(PgStore::from_pool(pool))
     }
 
     pub fn from_pool(pool: PgPool) -> PgStore {
-        PgStore { pool }
+        // PostgreSQL queues writers itself (row locks, no database-wide write lock): writes share the pool.
+        PgStore { writer: pool.clone(), pool }
     }
 
     /// The underlying pool, for tests and one-off maintenance.

@@ -69,7 +69,7 @@ impl Backend {
         .bind(name.trim())
         .bind(added_by)
         .bind(ts(at))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(op("registering a provider channel"))?;
         channel_from_row(&row)
@@ -102,7 +102,7 @@ impl Backend {
         if let Some(signal) = new.signal {
             signal.validate()?;
         }
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         // The UNIQUE (channel, message) key is the replay guard: a second delivery inserts nothing, and the
         // signal below is only written by the transaction whose message insert took.
         let inserted: Option<i64> = sqlx::query_scalar(
@@ -164,7 +164,7 @@ impl Backend {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         const OP: &str = "recording a provider message edit";
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         let row = sqlx::query("SELECT id, hash FROM provider_messages WHERE channel_id = $1 AND message_id = $2")
             .bind(channel_id)
             .bind(message_id)
@@ -220,7 +220,7 @@ impl Backend {
         .bind(channel_id)
         .bind(message_id)
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op("recording a provider message deletion"))?;
         Ok(done.rows_affected() > 0)

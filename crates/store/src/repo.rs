@@ -641,7 +641,7 @@ impl Store for Backend {
         )
         .bind(id.0)
         .bind(format!("{NOTIFICATION_EXPIRED}: {reason}"))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op("expiring a notification"))?;
         Ok(done.rows_affected() > 0)
@@ -652,7 +652,7 @@ impl Store for Backend {
         if new.slot < 1 {
             return Err(StoreError::invalid(format!("a running update's slot is 1 or more, got {}", new.slot)));
         }
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO trade_notices (trade_id, kind, slot, price, pips, profit, created_at)
              SELECT t.id, 'running', $2, $3, $4, $5, $6 FROM user_trades t JOIN users u ON u.id = t.user_id
@@ -693,7 +693,7 @@ impl Store for Backend {
             .bind(ts(now))
             .bind(ts(until))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await
             .map_err(op("claiming trade notices"))?;
         let mut claimed = map_rows(&rows, trade_notice_from_row)?;
@@ -716,7 +716,7 @@ impl Store for Backend {
         .bind(id.0)
         .bind(discord_message_id)
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op("marking a trade notice sent"))?;
         if done.rows_affected() == 0 {
@@ -740,7 +740,7 @@ impl Store for Backend {
         .bind(status.as_str())
         .bind(error)
         .bind(retry_at.map(ts))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op("marking a trade notice failed"))?;
         if done.rows_affected() == 0 {
@@ -756,7 +756,7 @@ impl Store for Backend {
         )
         .bind(id.0)
         .bind(reason)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op("expiring a trade notice"))?;
         Ok(done.rows_affected() > 0)
@@ -772,7 +772,7 @@ impl Store for Backend {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATOR.run(&self.writer).await?;
         Ok(())
     }
 
@@ -782,6 +782,7 @@ impl Store for Backend {
     }
 
     async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        let _bump = crate::generations::sessions_write();
         let name = new.display_name.trim();
         if name.is_empty() {
             return Err(StoreError::invalid("a user needs a display name"));
@@ -793,13 +794,14 @@ impl Store for Backend {
         .bind(name)
         .bind(new.role.as_str())
         .bind(ts(Utc::now()))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(op("creating a user"))?;
         user_from_row(&row)
     }
 
     async fn ensure_discord_user(&self, discord_user_id: &str, display_name: &str) -> Result<User, StoreError> {
+        let _bump = crate::generations::sessions_write();
         let name = display_name.trim();
         let name = if name.is_empty() { discord_user_id } else { name };
         let inserted = sqlx::query(
@@ -809,7 +811,7 @@ impl Store for Backend {
         .bind(discord_user_id)
         .bind(name)
         .bind(ts(Utc::now()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(op("creating a Discord user"))?;
         if let Some(row) = inserted {
@@ -846,6 +848,7 @@ impl Store for Backend {
     }
 
     async fn update_user(&self, id: UserId, update: &UserUpdate) -> Result<User, StoreError> {
+        let _bump = crate::generations::sessions_write();
         let name = update.display_name.as_deref().map(str::trim);
         if name == Some("") {
             return Err(StoreError::invalid("a user needs a display name"));
@@ -868,7 +871,7 @@ impl Store for Backend {
         .bind(update.discord_user_id.as_deref())
         .bind(update.account_currency.as_deref())
         .bind(update.default_lots.map(Dec::from))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(op("updating a user"))?;
         match row {
@@ -887,7 +890,7 @@ impl Store for Backend {
         if code_hash.trim().is_empty() {
             return Err(StoreError::invalid("a link code needs a hash"));
         }
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         // Only the newest code works, so a code shown on a screen someone glanced at dies with the next one.
         sqlx::query("DELETE FROM link_codes WHERE user_id = $1")
             .bind(user.0)
@@ -912,8 +915,9 @@ impl Store for Backend {
         discord_user_id: &str,
         now: DateTime<Utc>,
     ) -> Result<LinkOutcome, StoreError> {
+        let _bump = crate::generations::sessions_write();
         const OP: &str = "redeeming a link code";
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         // The conditional update is the claim: a concurrent redeemer of the same code waits on the row and
         // then matches nothing, so a code links at most once.
         let owner: Option<i64> = sqlx::query_scalar(
@@ -1004,7 +1008,7 @@ impl Store for Backend {
         .bind(channel)
         .bind(ts(Utc::now()))
         .bind(i64::from(settings.running_update_minutes))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op("saving settings"))?;
         Ok(())
@@ -1035,7 +1039,7 @@ impl Store for Backend {
     }
 
     async fn insert_signal(&self, signal: &Signal, dedup_key: Option<&str>) -> Result<(SignalId, bool), StoreError> {
-        let inserted = write_signal(&self.pool, signal, dedup_key).await?;
+        let inserted = write_signal(&self.writer, signal, dedup_key).await?;
         if let Some(id) = inserted {
             return Ok((id, true));
         }
@@ -1070,7 +1074,7 @@ impl Store for Backend {
     }
 
     async fn create_notification(&self, new: &NewNotification) -> Result<Option<NotificationId>, StoreError> {
-        insert_notification(&self.pool, new).await
+        insert_notification(&self.writer, new).await
     }
 
     async fn create_notification_within_limits(
@@ -1079,7 +1083,7 @@ impl Store for Backend {
         limits: &NotificationLimits,
     ) -> Result<NotifyOutcome, StoreError> {
         const OP: &str = "routing a notification";
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         let user: Option<i64> =
             sqlx::query_scalar(LOCK_USER).bind(new.user_id.0).fetch_optional(&mut *tx).await.map_err(op(OP))?;
         if user.is_none() {
@@ -1134,7 +1138,7 @@ impl Store for Backend {
         .bind(id.0)
         .bind(discord_message_id)
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op("marking a notification sent"))?;
         if done.rows_affected() == 0 {
@@ -1145,7 +1149,7 @@ impl Store for Backend {
 
     async fn mark_notification_failed(&self, id: NotificationId, error: &str, retry: bool) -> Result<(), StoreError> {
         let status = if retry { NotificationStatus::Queued } else { NotificationStatus::Failed };
-        fail_notification(&self.pool, id, error, status, None).await
+        fail_notification(&self.writer, id, error, status, None).await
     }
 
     async fn retry_notification_at(
@@ -1154,7 +1158,7 @@ impl Store for Backend {
         error: &str,
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        fail_notification(&self.pool, id, error, NotificationStatus::Queued, Some(retry_at)).await
+        fail_notification(&self.writer, id, error, NotificationStatus::Queued, Some(retry_at)).await
     }
 
     async fn claim_queued_notifications(
@@ -1167,7 +1171,7 @@ impl Store for Backend {
             .bind(ts(now))
             .bind(ts(lease_until))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await
             .map_err(op("claiming notifications"))?;
         let mut claimed = map_rows(&rows, notification_from_row)?;
@@ -1180,7 +1184,7 @@ impl Store for Backend {
         let done = sqlx::query("UPDATE signal_notifications SET acknowledged = $2 WHERE id = $1")
             .bind(id.0)
             .bind(true)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(op("acknowledging a notification"))?;
         if done.rows_affected() == 0 {
@@ -1229,9 +1233,10 @@ impl Store for Backend {
     }
 
     async fn open_trade(&self, new: &NewTrade) -> Result<OpenOutcome, StoreError> {
+        let _bump = crate::generations::trades_write();
         const OP: &str = "opening a trade";
         check_levels(new.side, new.entry, new.stop_loss, new.take_profit)?;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         let Some(trade) = insert_trade(&mut tx, new).await? else {
             // The notification already led to a trade: this is a repeated submit, answered with that trade.
             let existing = sqlx::query("SELECT * FROM user_trades WHERE notification_id = $1")
@@ -1293,8 +1298,9 @@ impl Store for Backend {
     }
 
     async fn close_trade(&self, id: TradeId, closing: &Closing) -> Result<Option<Trade>, StoreError> {
+        let _bump = crate::generations::trades_write();
         const OP: &str = "closing a trade";
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         // The status condition is what makes a close happen once: a second closer, in this process or
         // another, matches no row.
         let row = sqlx::query(
@@ -1337,8 +1343,9 @@ impl Store for Backend {
     }
 
     async fn cancel_trade(&self, id: TradeId, at: DateTime<Utc>) -> Result<Option<Trade>, StoreError> {
+        let _bump = crate::generations::trades_write();
         const OP: &str = "cancelling a trade";
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         let row = sqlx::query(
             "UPDATE user_trades SET status = 'cancelled', closed_at = $2 WHERE id = $1 AND status = 'open' RETURNING *",
         )
@@ -1377,8 +1384,9 @@ impl Store for Backend {
         take_profit: Option<Price>,
         at: DateTime<Utc>,
     ) -> Result<Option<Trade>, StoreError> {
+        let _bump = crate::generations::trades_write();
         const OP: &str = "moving a trade's levels";
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         let row = sqlx::query(SELECT_TRADE_FOR_UPDATE)
             .bind(id.0)
             .fetch_optional(&mut *tx)
@@ -1422,7 +1430,7 @@ impl Store for Backend {
                 )));
             }
         }
-        insert_trade_update(&self.pool, update).await
+        insert_trade_update(&self.writer, update).await
     }
 
     async fn trade_updates(&self, trade: TradeId) -> Result<Vec<TradeUpdate>, StoreError> {
@@ -1461,7 +1469,7 @@ impl Store for Backend {
         .bind(Dec::from(tick.bid))
         .bind(Dec::from(tick.ask))
         .bind(ts(tick.time))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op("recording the last price"))?;
         Ok(())
@@ -1491,7 +1499,7 @@ impl Store for Backend {
         if candles.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(op(OP))?;
+        let mut tx = self.writer.begin().await.map_err(op(OP))?;
         // 8 parameters a row; SQLite allows 32,766 per statement, PostgreSQL 65,535.
         for chunk in candles.chunks(CANDLES_PER_STATEMENT) {
             let mut query = QueryBuilder::<Db>::new(
@@ -1571,7 +1579,7 @@ impl Store for Backend {
             return Ok(Vec::new());
         }
         let json = candidates_json(&unique);
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         if let Some(lock) = LOCK_CANDIDATES.as_deref() {
             sqlx::query(lock).bind(&json).execute(&mut *tx).await.map_err(op(OP))?;
         }
@@ -1721,10 +1729,12 @@ impl Store for Backend {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let _bump = crate::generations::sessions_write();
         self.web_touch_session(id_hash, now, expires_at).await
     }
 
     async fn take_web_session(&self, id_hash: &str) -> Result<Option<crate::WebSession>, StoreError> {
+        let _bump = crate::generations::sessions_write();
         self.web_take_session(id_hash).await
     }
 
@@ -1733,6 +1743,7 @@ impl Store for Backend {
     }
 
     async fn delete_user_web_sessions(&self, user: UserId) -> Result<u64, StoreError> {
+        let _bump = crate::generations::sessions_write();
         self.web_delete_user_sessions(user).await
     }
 
@@ -1838,6 +1849,7 @@ impl Store for Backend {
         trade: &NewTrade,
         at: DateTime<Utc>,
     ) -> Result<Option<Trade>, StoreError> {
+        let _bump = crate::generations::trades_write();
         self.copy_finish_placed(id, broker_order_id, trade, at).await
     }
 
@@ -1845,6 +1857,7 @@ impl Store for Backend {
         &self,
         copies: &[crate::PlacedCopy],
     ) -> Result<Vec<Result<Option<Trade>, StoreError>>, StoreError> {
+        let _bump = crate::generations::trades_write();
         self.copies_finish_placed(copies).await
     }
 
@@ -1899,6 +1912,7 @@ impl Store for Backend {
         lots: domain::Lots,
         closing: &Closing,
     ) -> Result<Option<(Trade, Trade)>, StoreError> {
+        let _bump = crate::generations::trades_write();
         self.trade_close_part(id, lots, closing).await
     }
 
@@ -1912,6 +1926,7 @@ impl Store for Backend {
         keep_session: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError> {
+        let _bump = crate::generations::sessions_write();
         self.credentials_change_password(user, current_hash, new_hash, keep_session, now).await
     }
 
@@ -1996,8 +2011,9 @@ impl Store for Backend {
     }
 
     async fn import_trades(&self, trades: &[Trade]) -> Result<u64, StoreError> {
+        let _bump = crate::generations::trades_write();
         const OP: &str = "importing trades";
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         let mut inserted = 0;
         for chunk in trades.chunks(IMPORT_ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Db>::new(
@@ -2078,7 +2094,7 @@ impl Backend {
         .bind(holder)
         .bind(until)
         .bind(ts(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(op("taking the router lease"))?;
         Ok(row.map(lease_from_row))
@@ -2099,7 +2115,7 @@ impl Backend {
         .bind(&lease.holder)
         .bind(lease.epoch)
         .bind(until)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(op("renewing the router lease"))?;
         Ok(row.map(lease_from_row))
@@ -2111,7 +2127,7 @@ impl Backend {
             .bind(&lease.holder)
             .bind(lease.epoch)
             .bind(DateTime::<Utc>::UNIX_EPOCH)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(op("releasing the router lease"))?;
         Ok(())
@@ -2148,7 +2164,7 @@ impl Backend {
             .bind(LEASE)
             .bind(&lease.holder)
             .bind(lease.epoch)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await
             .map_err(op(OP))?;
             if rows.is_empty() {
@@ -2204,7 +2220,7 @@ impl Backend {
         const OP: &str = "recording a signal's audience";
         let until = lease_until(now, ttl)?;
         let (bytes, ids) = crate::model::encode_recipients(&audience.recipients).map_err(StoreError::invalid)?;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         // The fence: on PostgreSQL the update holds the lease row until commit, so a takeover waits for this
         // transaction and then seeds from what it wrote; on SQLite the immediate transaction excludes it.
         let fenced =
@@ -2271,7 +2287,7 @@ impl Backend {
     ) -> Result<MaterialiseProgress, StoreError> {
         const OP: &str = "writing an audience's notifications";
         const T: &str = "signal_audiences";
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         let row = sqlx::query(SELECT_AUDIENCE_FOR_UPDATE)
             .bind(signal.0)
             .fetch_optional(&mut *tx)

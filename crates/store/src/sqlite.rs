@@ -1,10 +1,12 @@
-//! The SQLite backend: one file, WAL mode so readers never wait for the writer, and a busy timeout so
-//! writers from several connections (or a CLI next to the server) queue instead of failing.
+//! The SQLite backend: one file in WAL mode, so readers never wait for the writer; this process's writes
+//! queue on one writer connection, and a busy timeout makes writers in other processes (the CLI next to the
+//! server) wait instead of failing.
 
 use crate::{StoreError, redact_url};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 // Deliberately compiled once per backend; see the docs of `repo.rs`.
@@ -77,10 +79,28 @@ const MATERIALISE_INSERT: &str = "INSERT INTO signal_notifications (signal_id, u
 /// How long a writer waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often the background checkpointer copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 /// The SQLite implementation of [`Store`](crate::Store).
+///
+/// SQLite lets one connection write at a time. Connections that meet at the write lock do not queue: the
+/// loser's busy handler sleeps in fixed steps (1, 2, 5, 10 … 100 ms) and tries again, so a write that
+/// arrives a moment after another can lose tens of milliseconds for nothing. So every write of this process
+/// goes through `writer`, a pool of exactly one connection, where writers wait their turn in order on an
+/// async semaphore instead; the busy timeout is left for writers in *other* processes (the CLI beside the
+/// server). Reads use `pool`, whose connections are `query_only`: a write sent to the wrong pool fails at
+/// once instead of quietly skipping the queue.
+///
+/// The write-ahead log is checkpointed by a background task instead of by whichever commit happens to
+/// cross SQLite's 1,000-page threshold, which would otherwise pay for copying and syncing the whole log
+/// before its own commit returns.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
+    /// Dropped with the last clone of the store, which ends the checkpointer.
+    _alive: Arc<()>,
 }
 
 impl SqliteStore {
@@ -89,32 +109,89 @@ impl SqliteStore {
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
         let connect_error = |source| StoreError::Connect { url_redacted: redact_url(url), source };
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut options = SqliteConnectOptions::from_str(url)
+        let options = SqliteConnectOptions::from_str(url)
             .map_err(connect_error)?
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let mut pool = SqlitePoolOptions::new();
         if in_memory {
             // Every connection to a memory database sees its own copy unless they share one connection, and
-            // the data vanishes when the last connection closes: keep exactly one, forever.
-            pool = pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
-        } else {
-            // synchronous stays FULL (the default): a commit survives a power cut, not only a crash.
-            options = options.journal_mode(SqliteJournalMode::Wal);
-            pool = pool.max_connections(8);
+            // the data vanishes when the last connection closes: keep exactly one, forever, for everything.
+            let pool = one_connection().connect_with(options).await.map_err(connect_error)?;
+            return Ok(SqliteStore::from_pool(pool));
         }
-        let pool = pool.connect_with(options).await.map_err(connect_error)?;
-        Ok(SqliteStore { pool })
+        // synchronous stays FULL (the default): a commit survives a power cut, not only a crash.
+        let options = options.journal_mode(SqliteJournalMode::Wal).pragma("wal_autocheckpoint", "0");
+        // The writer first: it creates the file and switches it to WAL before any reader opens it.
+        let writer = one_connection().connect_with(options.clone()).await.map_err(connect_error)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.pragma("query_only", "ON"))
+            .await
+            .map_err(connect_error)?;
+        let alive = Arc::new(());
+        spawn_checkpointer(pool.clone(), Arc::downgrade(&alive));
+        Ok(SqliteStore { pool, writer, _alive: alive })
     }
 
     /// Wraps a pool opened elsewhere; it should enable foreign keys and a busy timeout as `connect` does.
+    /// Reads and writes share it, and SQLite checkpoints on its own.
     pub fn from_pool(pool: SqlitePool) -> SqliteStore {
-        SqliteStore { pool }
+        SqliteStore { writer: pool.clone(), pool, _alive: Arc::new(()) }
+    }
+
+    /// Runs one passive checkpoint now, as the background task does every second: for tests and maintenance.
+    pub async fn checkpoint(&self) -> Result<WalCheckpoint, StoreError> {
+        checkpoint(&self.pool).await
     }
 
     /// The underlying pool, for tests and one-off maintenance.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// What one passive checkpoint did, in pages of the write-ahead log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalCheckpoint {
+    /// Pages in the log when the checkpoint ran (0 when the database is not in WAL mode).
+    pub log_pages: i64,
+    /// Of those, pages now copied into the database file. Fewer when a reader still needs older pages.
+    pub checkpointed_pages: i64,
+}
+
+async fn checkpoint(pool: &SqlitePool) -> Result<WalCheckpoint, StoreError> {
+    let (_busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await
+        .map_err(|source| StoreError::Query { op: "checkpointing the write-ahead log", source })?;
+    // SQLite answers -1 for both counts outside WAL mode (an in-memory database).
+    Ok(WalCheckpoint { log_pages: log.max(0), checkpointed_pages: done.max(0) })
+}
+
+/// A pool that holds one connection for as long as it lives.
+fn one_connection() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+}
+
+/// Copies the write-ahead log into the database file every [`CHECKPOINT_EVERY`], on a reader connection,
+/// until the store is dropped. A passive checkpoint never takes the write lock, so writers carry on while
+/// it runs; the log is reused from its start by the first write after a checkpoint that caught up.
+fn spawn_checkpointer(readers: SqlitePool, alive: Weak<()>) {
+    // Without a runtime (a store opened outside one) SQLite still checkpoints when the last connection
+    // closes; nothing writes long enough for the log to matter there.
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if alive.strong_count() == 0 || readers.is_closed() {
+                break;
+            }
+            if let Err(error) = checkpoint(&readers).await {
+                tracing::warn!(%error, "checkpointing the SQLite write-ahead log failed; retrying in a second");
+            }
+        }
+    });
 }

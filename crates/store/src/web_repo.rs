@@ -70,7 +70,7 @@ impl Backend {
         .bind(username)
         .bind(password_hash)
         .bind(ts(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op(OP))?;
         Ok(())
@@ -107,7 +107,7 @@ impl Backend {
         .bind(new.next_path.as_deref())
         .bind(ts(new.created_at))
         .bind(ts(new.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(op(OP))?;
         Ok(())
@@ -184,7 +184,7 @@ impl Backend {
             .bind(id_hash)
             .bind(ts(now))
             .bind(ts(expires_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(op("extending a web session"))?;
         Ok(())
@@ -194,7 +194,7 @@ impl Backend {
         // Deleting and returning in one statement makes a pre-session single-use even under a race.
         let row = sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1 RETURNING *")
             .bind(id_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await
             .map_err(op("ending a web session"))?;
         row.as_ref().map(session_from_row).transpose()
@@ -203,7 +203,7 @@ impl Backend {
     pub(crate) async fn web_delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
             .bind(ts(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(op("deleting expired web sessions"))?;
         Ok(done.rows_affected())
@@ -212,7 +212,7 @@ impl Backend {
     pub(crate) async fn web_delete_user_sessions(&self, user: UserId) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
             .bind(user.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(op("ending a user's web sessions"))?;
         Ok(done.rows_affected())
@@ -227,7 +227,7 @@ impl Backend {
     ) -> Result<(), StoreError> {
         const OP: &str = "creating a sign-in token";
         non_empty(token_hash, "a sign-in token hash")?;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
         // A fresh link retires the older ones, so a link printed and forgotten dies with the next.
         sqlx::query("DELETE FROM sign_in_tokens WHERE user_id = $1")
             .bind(user.0)
@@ -258,7 +258,7 @@ impl Backend {
         )
         .bind(token_hash)
         .bind(ts(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(op("redeeming a sign-in token"))?;
         Ok(user.map(UserId))

@@ -9,6 +9,7 @@ pub mod binance_stream;
 pub mod browser;
 pub mod db;
 pub mod discord;
+pub mod feed_harness;
 pub mod fixtures;
 pub mod oanda;
 mod scripted_http;

@@ -7,17 +7,15 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone as _, Utc};
 use domain::{Candle, ManualClock, Symbol, Timeframe};
-use market::{BinanceFeed, BinanceFeedConfig, BinanceMarket, FeedEnd, FeedEvent, FeedObserver, MarketFeed, TickSource};
+use market::{BinanceFeed, BinanceFeedConfig, BinanceMarket, FeedEvent, MarketFeed, TickSource};
 use rust_decimal::Decimal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use testkit::binance_stream::{FakeBinanceMarket, RestFault};
+use testkit::feed_harness::{FeedCounts, RunningFeed, WAIT};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-const WAIT: Duration = Duration::from_secs(10);
 const TF: Timeframe = Timeframe::M1;
 
 fn dec(text: &str) -> Decimal {
@@ -41,25 +39,6 @@ fn candle(i: i64) -> Candle {
     }
 }
 
-#[derive(Debug, Default)]
-struct Counts {
-    reconnects: AtomicU64,
-    gaps: AtomicU64,
-    lags: AtomicU64,
-}
-
-impl FeedObserver for Counts {
-    fn reconnected(&self, _feed: &str) {
-        self.reconnects.fetch_add(1, Ordering::SeqCst);
-    }
-    fn gap_filled(&self, _feed: &str, candles: u64) {
-        self.gaps.fetch_add(candles, Ordering::SeqCst);
-    }
-    fn candle_lag(&self, _feed: &str, _lag: Duration) {
-        self.lags.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 fn config(fake: &FakeBinanceMarket, market: BinanceMarket) -> BinanceFeedConfig {
     let mut config = BinanceFeedConfig::new(market, vec![(Symbol::normalize("BTCUSDT"), TF)]);
     config.rest_url = fake.rest_url();
@@ -71,60 +50,20 @@ fn config(fake: &FakeBinanceMarket, market: BinanceMarket) -> BinanceFeedConfig 
     config
 }
 
-struct Running {
-    rx: mpsc::Receiver<FeedEvent>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<market::FeedStats, market::FeedError>>,
-    counts: Arc<Counts>,
+type Running = RunningFeed<i64>;
+
+/// A BTCUSDT 1m candle as its index from `t0`, checked against the prices the fake was given.
+fn read(symbol: Symbol, timeframe: Timeframe, c: Candle) -> i64 {
+    assert_eq!((symbol.as_str(), timeframe), ("BTCUSDT", TF));
+    let i = (c.time - t0()).num_minutes();
+    assert_eq!(c, candle(i), "candle {i} arrived with other prices");
+    i
 }
 
 fn start(config: BinanceFeedConfig, clock: &ManualClock) -> Running {
-    let counts = Arc::new(Counts::default());
+    let counts = Arc::new(FeedCounts::default());
     let feed = BinanceFeed::new(config, Arc::new(clock.clone())).unwrap().with_observer(counts.clone());
-    let (tx, rx) = mpsc::channel(1024);
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(Box::new(feed).run(tx, shutdown.clone()));
-    Running { rx, shutdown, task, counts }
-}
-
-impl Running {
-    async fn next(&mut self) -> FeedEvent {
-        tokio::time::timeout(WAIT, self.rx.recv()).await.expect("an event in time").expect("the feed is running")
-    }
-
-    /// The next closed candle's index, skipping ticks.
-    async fn next_candle(&mut self) -> i64 {
-        loop {
-            if let FeedEvent::CandleClosed { symbol, timeframe, candle: c } = self.next().await {
-                assert_eq!((symbol.as_str(), timeframe), ("BTCUSDT", TF));
-                let i = (c.time - t0()).num_minutes();
-                assert_eq!(c, candle(i), "candle {i} arrived with other prices");
-                return i;
-            }
-        }
-    }
-
-    async fn candles(&mut self, n: usize) -> Vec<i64> {
-        let mut got = Vec::new();
-        for _ in 0..n {
-            got.push(self.next_candle().await);
-        }
-        got
-    }
-
-    /// Stops the feed and returns the candles still queued: there must be none.
-    async fn stop(mut self) -> Vec<i64> {
-        self.shutdown.cancel();
-        let stats = self.task.await.unwrap().unwrap();
-        assert_eq!(stats.end, FeedEnd::Shutdown);
-        let mut left = Vec::new();
-        while let Ok(event) = self.rx.try_recv() {
-            if let FeedEvent::CandleClosed { candle, .. } = event {
-                left.push((candle.time - t0()).num_minutes());
-            }
-        }
-        left
-    }
+    RunningFeed::spawn(feed, counts, read)
 }
 
 #[tokio::test]
@@ -178,9 +117,9 @@ async fn backfills_then_streams_and_a_connection_killed_mid_candle_loses_and_rep
     fake.close_candle("BTCUSDT", TF, &candle(9));
     assert_eq!(feed.next_candle().await, 9, "nothing came between 8 and 9");
 
-    assert!(feed.counts.reconnects.load(Ordering::SeqCst) >= 1);
-    assert!(feed.counts.gaps.load(Ordering::SeqCst) >= 2, "candles 7 and 8 count as gap filled");
-    assert!(feed.counts.lags.load(Ordering::SeqCst) >= 2, "live candles 6 and 9 report their lag");
+    assert!(feed.counts.reconnects() >= 1);
+    assert!(feed.counts.gaps() >= 2, "candles 7 and 8 count as gap filled");
+    assert!(feed.counts.lags() >= 2, "live candles 6 and 9 report their lag");
     assert_eq!(feed.stop().await, Vec::<i64>::new());
 }
 
@@ -197,7 +136,7 @@ async fn a_stream_that_skips_a_candle_is_filled_from_rest_before_the_next_one() 
     fake.add_candles("BTCUSDT", TF, &[candle(3)]);
     fake.push_kline("BTCUSDT", TF, &candle(3), true);
     assert_eq!(feed.candles(2).await, vec![2, 3]);
-    assert_eq!(feed.counts.gaps.load(Ordering::SeqCst), 1);
+    assert_eq!(feed.counts.gaps(), 1);
     assert_eq!(feed.stop().await, Vec::<i64>::new());
 }
 
@@ -262,7 +201,7 @@ async fn connections_are_retired_before_their_limit_without_losing_or_repeating_
         fake.wait_for_connections(fake.connections() + 1, WAIT).await.unwrap();
     }
     assert_eq!(feed.candles(4).await, vec![1, 2, 3, 4]);
-    assert!(feed.counts.reconnects.load(Ordering::SeqCst) >= 5);
+    assert!(feed.counts.reconnects() >= 5);
     assert_eq!(feed.stop().await, Vec::<i64>::new());
 }
 

@@ -6,16 +6,14 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone as _, Utc};
 use domain::{Candle, ManualClock, Symbol, Timeframe};
-use market::{BinanceFeed, BinanceFeedConfig, BinanceMarket, FeedEnd, FeedEvent, MarketFeed, ResumePoints};
+use market::{BinanceFeed, BinanceFeedConfig, BinanceMarket, ResumePoints};
 use rust_decimal::Decimal;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::binance_stream::{FakeBinanceMarket, StreamRequest};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use testkit::feed_harness::{FeedCounts, RunningFeed, WAIT};
+use tokio::sync::watch;
 
-const WAIT: Duration = Duration::from_secs(10);
 const TF: Timeframe = Timeframe::M1;
 
 fn t0() -> DateTime<Utc> {
@@ -54,11 +52,31 @@ fn requests(requests: &[(&str, &[&str])]) -> Vec<StreamRequest> {
         .collect()
 }
 
+/// The running feed, and the app's side of its pair-set updates.
 struct Running {
-    rx: mpsc::Receiver<FeedEvent>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<market::FeedStats, market::FeedError>>,
+    feed: RunningFeed<(String, i64)>,
     pairs: watch::Sender<Vec<(Symbol, Timeframe)>>,
+}
+
+impl std::ops::Deref for Running {
+    type Target = RunningFeed<(String, i64)>;
+    fn deref(&self) -> &Self::Target {
+        &self.feed
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.feed
+    }
+}
+
+/// A 1m candle as (symbol, index from `t0`), checked against the prices the fake was given.
+fn read(symbol: Symbol, timeframe: Timeframe, c: Candle) -> (String, i64) {
+    assert_eq!(timeframe, TF);
+    let i = (c.time - t0()).num_minutes();
+    assert_eq!(c, candle(symbol.as_str(), i), "{symbol} candle {i} arrived with other prices");
+    (symbol.as_str().to_string(), i)
 }
 
 fn start(fake: &FakeBinanceMarket, clock: &ManualClock, resume: Option<Arc<dyn ResumePoints>>) -> Running {
@@ -69,54 +87,23 @@ fn start(fake: &FakeBinanceMarket, clock: &ManualClock, resume: Option<Arc<dyn R
     config.backoff_initial = Duration::from_millis(10);
     config.backoff_max = Duration::from_millis(50);
     let (pairs, updates) = watch::channel(config.subscriptions.clone());
-    let mut feed = BinanceFeed::new(config, Arc::new(clock.clone())).unwrap().with_updates(updates);
+    let counts = Arc::new(FeedCounts::default());
+    let mut feed =
+        BinanceFeed::new(config, Arc::new(clock.clone())).unwrap().with_updates(updates).with_observer(counts.clone());
     if let Some(resume) = resume {
         feed = feed.with_resume_points(resume);
     }
-    let (tx, rx) = mpsc::channel(1024);
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(Box::new(feed).run(tx, shutdown.clone()));
-    Running { rx, shutdown, task, pairs }
+    Running { feed: RunningFeed::spawn(feed, counts, read), pairs }
 }
 
 impl Running {
-    /// The next closed candle as (symbol, index), skipping ticks; checks its prices.
-    async fn next_candle(&mut self) -> (String, i64) {
-        loop {
-            let event = tokio::time::timeout(WAIT, self.rx.recv()).await.expect("an event in time").expect("running");
-            if let FeedEvent::CandleClosed { symbol, timeframe, candle: c } = event {
-                assert_eq!(timeframe, TF);
-                let i = (c.time - t0()).num_minutes();
-                assert_eq!(c, candle(symbol.as_str(), i), "{symbol} candle {i} arrived with other prices");
-                return (symbol.as_str().to_string(), i);
-            }
-        }
-    }
-
-    async fn candles(&mut self, n: usize) -> Vec<(String, i64)> {
-        let mut got = Vec::new();
-        for _ in 0..n {
-            got.push(self.next_candle().await);
-        }
-        got
-    }
-
     fn set(&self, symbols: &[&str]) {
         self.pairs.send(symbols.iter().map(|s| pair(s)).collect()).unwrap();
     }
 
     /// Stops the feed and returns the candles still queued: there must be none.
-    async fn stop(mut self) -> Vec<(String, i64)> {
-        self.shutdown.cancel();
-        let stats = self.task.await.unwrap().unwrap();
-        assert_eq!(stats.end, FeedEnd::Shutdown);
-        let mut left = Vec::new();
-        while let Ok(event) = self.rx.try_recv() {
-            if let FeedEvent::CandleClosed { symbol, candle, .. } = event {
-                left.push((symbol.as_str().to_string(), (candle.time - t0()).num_minutes()));
-            }
-        }
-        left
+    async fn stop(self) -> Vec<(String, i64)> {
+        self.feed.stop().await
     }
 }
 
@@ -217,7 +204,7 @@ async fn instruments_binance_cannot_serve_are_skipped_and_the_feed_carries_on() 
     clock.set(t0() + ChronoDuration::seconds(4 * 60 + 5));
     fake.close_candle("BTCUSDT", TF, &candle("BTCUSDT", 3));
     assert_eq!(feed.next_candle().await, ("BTCUSDT".into(), 3));
-    assert!(!feed.task.is_finished(), "the feed is still running");
+    assert!(!feed.is_finished(), "the feed is still running");
     assert_eq!(feed.stop().await, Vec::<(String, i64)>::new());
 }
 

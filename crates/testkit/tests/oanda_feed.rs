@@ -7,17 +7,14 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, TimeZone as _, Utc};
 use domain::{Candle, ManualClock, Symbol, Timeframe};
-use market::{FeedEnd, FeedEvent, FeedObserver, MarketFeed, OandaFeed, OandaFeedConfig, OandaPrice};
+use market::{FeedEvent, OandaFeed, OandaFeedConfig, OandaPrice};
 use rust_decimal::Decimal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use testkit::feed_harness::{FeedCounts, RunningFeed, WAIT};
 use testkit::oanda::{ACCOUNT, FakeOanda, RestFault, TOKEN};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::watch;
 
-const WAIT: Duration = Duration::from_secs(10);
 const TF: Timeframe = Timeframe::M1;
 
 fn dec(text: &str) -> Decimal {
@@ -65,33 +62,6 @@ fn as_mid(candle: &Candle) -> Candle {
     }
 }
 
-#[derive(Debug, Default)]
-struct Counts {
-    connected: AtomicU64,
-    disconnected: AtomicU64,
-    reconnects: AtomicU64,
-    gaps: AtomicU64,
-    lags: AtomicU64,
-}
-
-impl FeedObserver for Counts {
-    fn connected(&self, _feed: &str) {
-        self.connected.fetch_add(1, Ordering::SeqCst);
-    }
-    fn disconnected(&self, _feed: &str, _problem: &str) {
-        self.disconnected.fetch_add(1, Ordering::SeqCst);
-    }
-    fn reconnected(&self, _feed: &str) {
-        self.reconnects.fetch_add(1, Ordering::SeqCst);
-    }
-    fn gap_filled(&self, _feed: &str, candles: u64) {
-        self.gaps.fetch_add(candles, Ordering::SeqCst);
-    }
-    fn candle_lag(&self, _feed: &str, _lag: Duration) {
-        self.lags.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 fn config(fake: &FakeOanda, pairs: &[(&str, Timeframe)]) -> OandaFeedConfig {
     let pairs = pairs.iter().map(|(s, t)| (Symbol::normalize(s), *t)).collect();
     let mut config = OandaFeedConfig::new(TOKEN, ACCOUNT, pairs);
@@ -108,63 +78,28 @@ fn config(fake: &FakeOanda, pairs: &[(&str, Timeframe)]) -> OandaFeedConfig {
     config
 }
 
-struct Running {
-    rx: mpsc::Receiver<FeedEvent>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<market::FeedStats, market::FeedError>>,
-    counts: Arc<Counts>,
+type Running = RunningFeed<(String, i64)>;
+
+/// A 1m candle as (symbol, index from `t0`), checked against the prices the fake was given.
+fn read(symbol: Symbol, timeframe: Timeframe, candle: Candle) -> (String, i64) {
+    assert_eq!(timeframe, TF);
+    let i = (candle.time - t0()).num_minutes();
+    let expected = if symbol.as_str() == "XAUUSD" { gold(i) } else { eur(i) };
+    assert_eq!(candle, as_mid(&expected), "{symbol} candle {i} arrived with other prices");
+    (symbol.as_str().to_string(), i)
 }
 
 fn start(config: OandaFeedConfig, clock: &ManualClock) -> Running {
-    let counts = Arc::new(Counts::default());
+    let counts = Arc::new(FeedCounts::default());
     let feed = OandaFeed::new(config, Arc::new(clock.clone())).unwrap().with_observer(counts.clone());
-    let (tx, rx) = mpsc::channel(1024);
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(Box::new(feed).run(tx, shutdown.clone()));
-    Running { rx, shutdown, task, counts }
+    RunningFeed::spawn(feed, counts, read)
 }
 
-impl Running {
-    async fn next(&mut self) -> FeedEvent {
-        tokio::time::timeout(WAIT, self.rx.recv()).await.expect("an event in time").expect("the feed is running")
-    }
-
-    /// The next closed candle as (symbol, index), checked against the fake's prices; ticks are skipped.
-    async fn next_candle(&mut self) -> (String, i64) {
-        loop {
-            if let FeedEvent::CandleClosed { symbol, timeframe, candle } = self.next().await {
-                assert_eq!(timeframe, TF);
-                let i = (candle.time - t0()).num_minutes();
-                let expected = if symbol.as_str() == "XAUUSD" { gold(i) } else { eur(i) };
-                assert_eq!(candle, as_mid(&expected), "{symbol} candle {i} arrived with other prices");
-                return (symbol.as_str().to_string(), i);
-            }
-        }
-    }
-
-    async fn candles(&mut self, n: usize) -> Vec<i64> {
-        let mut got = Vec::new();
-        for _ in 0..n {
-            let (symbol, i) = self.next_candle().await;
-            assert_eq!(symbol, "EURUSD");
-            got.push(i);
-        }
-        got
-    }
-
-    /// Stops the feed and returns the candles still queued: there must be none.
-    async fn stop(mut self) -> Vec<i64> {
-        self.shutdown.cancel();
-        let stats = self.task.await.unwrap().unwrap();
-        assert_eq!(stats.end, FeedEnd::Shutdown);
-        let mut left = Vec::new();
-        while let Ok(event) = self.rx.try_recv() {
-            if let FeedEvent::CandleClosed { candle, .. } = event {
-                left.push((candle.time - t0()).num_minutes());
-            }
-        }
-        left
-    }
+/// The next `n` closed candles, which must all be EURUSD's, as indexes.
+async fn eurusd(feed: &mut Running, n: usize) -> Vec<i64> {
+    let candles = feed.candles(n).await;
+    assert!(candles.iter().all(|(symbol, _)| symbol == "EURUSD"), "{candles:?}");
+    candles.into_iter().map(|(_, i)| i).collect()
 }
 
 fn rfc3339(time: DateTime<Utc>) -> String {
@@ -180,7 +115,7 @@ async fn warms_up_polls_each_close_and_a_feed_killed_mid_candle_loses_and_repeat
     let mut feed = start(config(&fake, &[("EURUSD", TF)]), &clock);
 
     // Warm-up: the most recent candles, only the complete ones, in order.
-    assert_eq!(feed.candles(6).await, vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(eurusd(&mut feed, 6).await, vec![0, 1, 2, 3, 4, 5]);
     let first = &fake.candle_requests()[0];
     assert_eq!(first.path, "/v3/instruments/EUR_USD/candles");
     assert_eq!(
@@ -204,7 +139,7 @@ async fn warms_up_polls_each_close_and_a_feed_killed_mid_candle_loses_and_repeat
     clock.set(at(7, 0));
     fake.close_candle("EUR_USD", TF, &eur(6));
     fake.set_forming("EUR_USD", TF, &eur(7));
-    assert_eq!(feed.candles(1).await, vec![6]);
+    assert_eq!(eurusd(&mut feed, 1).await, vec![6]);
     let polled = fake.candle_requests().into_iter().find(|r| r.query.contains_key("from")).expect("a from= poll");
     assert_eq!(polled.query["from"], rfc3339(at(5, 0)));
     assert_eq!(polled.query["includeFirst"], "false");
@@ -223,7 +158,7 @@ async fn warms_up_polls_each_close_and_a_feed_killed_mid_candle_loses_and_repeat
     assert_eq!((fake.candle_requests()[before].status, fake.candle_requests()[before + 1].status), (503, 503));
     fake.release_rest();
     fake.release_stream();
-    assert_eq!(feed.candles(2).await, vec![7, 8], "what closed while away comes back, in order");
+    assert_eq!(eurusd(&mut feed, 2).await, vec![7, 8], "what closed while away comes back, in order");
     fake.wait_for_connections(2, WAIT).await.unwrap();
 
     // Duplicates and an old candle appended to the answer, which is also newest-first, change nothing.
@@ -232,13 +167,13 @@ async fn warms_up_polls_each_close_and_a_feed_killed_mid_candle_loses_and_repeat
     clock.set(at(11, 5));
     fake.close_candle("EUR_USD", TF, &eur(9));
     fake.close_candle("EUR_USD", TF, &eur(10));
-    assert_eq!(feed.candles(2).await, vec![9, 10]);
+    assert_eq!(eurusd(&mut feed, 2).await, vec![9, 10]);
 
-    assert!(feed.counts.reconnects.load(Ordering::SeqCst) >= 1);
-    assert!(feed.counts.disconnected.load(Ordering::SeqCst) >= 2, "the stream and the polls both went down");
-    assert!(feed.counts.gaps.load(Ordering::SeqCst) >= 2, "candles 7 and 9 closed before the poll that got them");
-    assert!(feed.counts.lags.load(Ordering::SeqCst) >= 3, "candles 6, 8 and 10 were live");
-    assert_eq!(feed.stop().await, Vec::<i64>::new());
+    assert!(feed.counts.reconnects() >= 1);
+    assert!(feed.counts.disconnected() >= 2, "the stream and the polls both went down");
+    assert!(feed.counts.gaps() >= 2, "candles 7 and 9 closed before the poll that got them");
+    assert!(feed.counts.lags() >= 3, "candles 6, 8 and 10 were live");
+    assert_eq!(feed.stop().await, Vec::new());
 }
 
 #[tokio::test]
@@ -250,7 +185,7 @@ async fn an_incomplete_candle_is_not_delivered_until_oanda_completes_it() {
     let mut config = config(&fake, &[("EURUSD", TF)]);
     config.ticks = false;
     let mut feed = start(config, &clock);
-    assert_eq!(feed.candles(2).await, vec![0, 1]);
+    assert_eq!(eurusd(&mut feed, 2).await, vec![0, 1]);
 
     // The clock says candle 2 closed; OANDA still lists it incomplete, however often it is asked.
     let before = fake.candle_requests().len();
@@ -258,9 +193,9 @@ async fn an_incomplete_candle_is_not_delivered_until_oanda_completes_it() {
     fake.wait_for_candle_requests(before + 3, WAIT).await.unwrap();
     assert!(feed.rx.try_recv().is_err(), "an incomplete candle was delivered");
     fake.close_candle("EUR_USD", TF, &eur(2));
-    assert_eq!(feed.candles(1).await, vec![2]);
+    assert_eq!(eurusd(&mut feed, 1).await, vec![2]);
     assert_eq!(fake.connections(), 0, "ticks were off");
-    assert_eq!(feed.stop().await, Vec::<i64>::new());
+    assert_eq!(feed.stop().await, Vec::new());
 }
 
 #[tokio::test]
@@ -270,11 +205,11 @@ async fn rate_limits_and_server_errors_are_retried_and_a_malformed_answer_is_ski
     fake.fail_candles(&[RestFault::RateLimited, RestFault::ServerError, RestFault::Malformed]);
     let clock = ManualClock::new(at(4, 0));
     let mut feed = start(config(&fake, &[("EURUSD", TF)]), &clock);
-    assert_eq!(feed.candles(4).await, vec![0, 1, 2, 3]);
+    assert_eq!(eurusd(&mut feed, 4).await, vec![0, 1, 2, 3]);
     let statuses: Vec<u16> = fake.candle_requests().iter().map(|r| r.status).collect();
     assert_eq!(&statuses[..4], &[429, 500, 200, 200], "{statuses:?}");
-    assert!(feed.counts.disconnected.load(Ordering::SeqCst) >= 1, "failed polls are reported");
-    assert_eq!(feed.stop().await, Vec::<i64>::new());
+    assert!(feed.counts.disconnected() >= 1, "failed polls are reported");
+    assert_eq!(feed.stop().await, Vec::new());
 }
 
 #[tokio::test]
@@ -286,12 +221,12 @@ async fn backfill_resumes_after_the_stored_candle_across_pages() {
     config.page_limit = 10;
     config.resume_after.insert((Symbol::normalize("EURUSD"), TF), at(5, 0));
     let mut feed = start(config, &clock);
-    assert_eq!(feed.candles(25).await, (6..=30).collect::<Vec<_>>());
+    assert_eq!(eurusd(&mut feed, 25).await, (6..=30).collect::<Vec<_>>());
     let requests = fake.candle_requests();
     assert_eq!(requests[0].query["from"], rfc3339(at(5, 0)));
     assert_eq!(requests[0].query["count"], "10");
     assert_eq!(requests[1].query["from"], rfc3339(at(15, 0)), "the second page follows the first");
-    assert_eq!(feed.stop().await, Vec::<i64>::new());
+    assert_eq!(feed.stop().await, Vec::new());
 }
 
 #[tokio::test]
@@ -301,7 +236,7 @@ async fn a_bad_token_is_fatal_with_a_clear_error() {
     let mut config = config(&fake, &[("EURUSD", TF)]);
     config.token = "not-the-token".into();
     let feed = start(config, &clock);
-    let error = tokio::time::timeout(WAIT, feed.task).await.unwrap().unwrap().unwrap_err().to_string();
+    let error = feed.failure().await.to_string();
     assert!(error.contains("token") && error.contains("Insufficient authorization"), "{error}");
     assert!(!error.contains("not-the-token"), "the token leaked into the error: {error}");
 }
@@ -317,13 +252,13 @@ async fn instruments_oanda_cannot_serve_are_refused_by_name() {
 
     // Known to OANDA, but not tradeable by this account: refused at start, by name.
     let feed = start(config(&fake, &[("EURUSD", TF), ("XAGUSD", TF)]), &clock);
-    let error = tokio::time::timeout(WAIT, feed.task).await.unwrap().unwrap().unwrap_err().to_string();
+    let error = feed.failure().await.to_string();
     assert!(error.contains("XAGUSD") && error.contains("XAG_USD") && error.contains(ACCOUNT), "{error}");
 
     // Listed by the account, but rejected by the candles endpoint: fatal, naming it and OANDA's reason.
     fake.forget_instrument("XAU_USD");
     let feed = start(config(&fake, &[("XAUUSD", TF)]), &clock);
-    let error = tokio::time::timeout(WAIT, feed.task).await.unwrap().unwrap().unwrap_err().to_string();
+    let error = feed.failure().await.to_string();
     assert!(error.contains("XAUUSD") && error.contains("Invalid value specified for 'instrument'"), "{error}");
 }
 
@@ -347,7 +282,7 @@ async fn malformed_lines_are_skipped_split_lines_joined_and_the_stream_carries_o
     let FeedEvent::Tick(second) = feed.next().await else { panic!("expected a tick") };
     assert_eq!(second.ask.value(), dec("1.10215"));
     assert_eq!(fake.connections(), 1, "bad lines do not cost the connection");
-    assert_eq!(feed.stop().await, Vec::<i64>::new());
+    assert_eq!(feed.stop().await, Vec::new());
 }
 
 #[tokio::test]
@@ -361,8 +296,8 @@ async fn a_stream_without_heartbeats_is_reconnected() {
     fake.push_price("EUR_USD", "1.10300", "1.10310", at(0, 40));
     let FeedEvent::Tick(tick) = feed.next().await else { panic!("expected a tick") };
     assert_eq!(tick.bid.value(), dec("1.103"));
-    assert!(feed.counts.reconnects.load(Ordering::SeqCst) >= 1);
-    assert_eq!(feed.stop().await, Vec::<i64>::new());
+    assert!(feed.counts.reconnects() >= 1);
+    assert_eq!(feed.stop().await, Vec::new());
 }
 
 #[tokio::test]
@@ -375,7 +310,7 @@ async fn a_subscription_update_adds_and_removes_pairs_live() {
     let mut config = config(&fake, &[("EURUSD", TF)]);
     config.updates = Some(watch_rx);
     let mut feed = start(config, &clock);
-    assert_eq!(feed.candles(2).await, vec![0, 1]);
+    assert_eq!(eurusd(&mut feed, 2).await, vec![0, 1]);
     fake.wait_for_connections(1, WAIT).await.unwrap();
 
     // Gold joins and the euro leaves: gold is backfilled and the stream re-opens on gold only.
@@ -399,7 +334,7 @@ async fn a_subscription_update_adds_and_removes_pairs_live() {
         .filter(|r| r.path.contains("EUR_USD") && r.query.get("from") == Some(&rfc3339(at(1, 0))))
         .count();
     assert_eq!(euro_polls_after, 0, "the removed pair is no longer polled");
-    assert_eq!(feed.stop().await, Vec::<i64>::new());
+    assert_eq!(feed.stop().await, Vec::new());
 }
 
 #[tokio::test]
@@ -419,5 +354,5 @@ async fn bid_ask_candles_are_the_bid_side() {
         }
     }
     assert_eq!(fake.candle_requests()[0].query["price"], "BA");
-    assert_eq!(feed.stop().await, Vec::<i64>::new());
+    assert_eq!(feed.stop().await, Vec::new());
 }

@@ -10,19 +10,15 @@
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone as _, Utc};
 use domain::{Candle, ManualClock, Symbol, Timeframe};
 use market::twelvedata::budget_warnings;
-use market::{
-    CreditUsage, FeedEnd, FeedEvent, FeedObserver, MarketFeed, TwelveDataFeed, TwelveDataFeedConfig, TwelveDataKey,
-};
+use market::{CreditUsage, FeedEvent, MarketFeed, TwelveDataFeed, TwelveDataFeedConfig, TwelveDataKey};
 use rust_decimal::Decimal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use testkit::feed_harness::{FeedCounts, RunningFeed, WAIT};
 use testkit::twelvedata::{ErrorStatus, FakeTwelveData, Fault};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-const WAIT: Duration = Duration::from_secs(10);
 const KEY: &str = "td-test-key-0123";
 
 fn t0() -> DateTime<Utc> {
@@ -53,33 +49,6 @@ fn h1(k: i64, i: i64) -> Candle {
     candle_at(t0() + ChronoDuration::hours(i), k * 1000 + i, false)
 }
 
-#[derive(Debug, Default)]
-struct Counts {
-    connected: AtomicU64,
-    disconnected: AtomicU64,
-    reconnects: AtomicU64,
-    gaps: AtomicU64,
-    lags: AtomicU64,
-}
-
-impl FeedObserver for Counts {
-    fn connected(&self, _feed: &str) {
-        self.connected.fetch_add(1, Ordering::SeqCst);
-    }
-    fn disconnected(&self, _feed: &str, _problem: &str) {
-        self.disconnected.fetch_add(1, Ordering::SeqCst);
-    }
-    fn reconnected(&self, _feed: &str) {
-        self.reconnects.fetch_add(1, Ordering::SeqCst);
-    }
-    fn gap_filled(&self, _feed: &str, candles: u64) {
-        self.gaps.fetch_add(candles, Ordering::SeqCst);
-    }
-    fn candle_lag(&self, _feed: &str, _lag: Duration) {
-        self.lags.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 fn config(fake: &FakeTwelveData, pairs: &[(&str, Timeframe)]) -> TwelveDataFeedConfig {
     let pairs = pairs.iter().map(|(s, t)| (Symbol::normalize(s), *t)).collect();
     let mut config = TwelveDataFeedConfig::new(TwelveDataKey::new(KEY), pairs);
@@ -92,29 +61,33 @@ fn config(fake: &FakeTwelveData, pairs: &[(&str, Timeframe)]) -> TwelveDataFeedC
     config
 }
 
+/// The running feed, and the credit usage it publishes.
 struct Running {
-    rx: mpsc::Receiver<FeedEvent>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<market::FeedStats, market::FeedError>>,
-    counts: Arc<Counts>,
+    feed: RunningFeed<(Symbol, Timeframe, Candle)>,
     usage: watch::Receiver<CreditUsage>,
 }
 
+impl std::ops::Deref for Running {
+    type Target = RunningFeed<(Symbol, Timeframe, Candle)>;
+    fn deref(&self) -> &Self::Target {
+        &self.feed
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.feed
+    }
+}
+
 fn start(config: TwelveDataFeedConfig, clock: &ManualClock) -> Running {
-    let counts = Arc::new(Counts::default());
+    let counts = Arc::new(FeedCounts::default());
     let feed = TwelveDataFeed::new(config, Arc::new(clock.clone())).unwrap().with_observer(counts.clone());
     let usage = feed.usage();
-    let (tx, rx) = mpsc::channel(1024);
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(Box::new(feed).run(tx, shutdown.clone()));
-    Running { rx, shutdown, task, counts, usage }
+    Running { feed: RunningFeed::spawn(feed, counts, |symbol, timeframe, candle| (symbol, timeframe, candle)), usage }
 }
 
 impl Running {
-    async fn next(&mut self) -> FeedEvent {
-        tokio::time::timeout(WAIT, self.rx.recv()).await.expect("an event in time").expect("the feed is running")
-    }
-
     /// Waits until the feed holds its calls back for lack of credits until `until`: from then on it makes
     /// none before the clock gets there, so the fake's count for the minute is final.
     async fn waiting_for_credits_until(&mut self, until: DateTime<Utc>) -> CreditUsage {
@@ -124,15 +97,6 @@ impl Running {
         match waited {
             Ok(usage) => usage.expect("the feed is running"),
             Err(_) => panic!("the feed never waited for credits until {until}: {:?}", *self.usage.borrow()),
-        }
-    }
-
-    /// The next closed candle, skipping ticks.
-    async fn next_candle(&mut self) -> (Symbol, Timeframe, Candle) {
-        loop {
-            if let FeedEvent::CandleClosed { symbol, timeframe, candle } = self.next().await {
-                return (symbol, timeframe, candle);
-            }
         }
     }
 
@@ -150,17 +114,8 @@ impl Running {
     }
 
     /// Stops the feed and returns the candles still queued: there must be none.
-    async fn stop(mut self) -> Vec<(Symbol, DateTime<Utc>)> {
-        self.shutdown.cancel();
-        let stats = self.task.await.unwrap().unwrap();
-        assert_eq!(stats.end, FeedEnd::Shutdown);
-        let mut left = Vec::new();
-        while let Ok(event) = self.rx.try_recv() {
-            if let FeedEvent::CandleClosed { symbol, candle, .. } = event {
-                left.push((symbol, candle.time));
-            }
-        }
-        left
+    async fn stop(self) -> Vec<(Symbol, Timeframe, Candle)> {
+        self.feed.stop().await
     }
 }
 
@@ -225,10 +180,10 @@ async fn every_candle_arrives_once_in_order_across_drops_cut_answers_500s_and_ma
     let statuses: Vec<(u16, Option<i64>)> = fake.requests().iter().map(|r| (r.http_status, r.code)).collect();
     assert!(statuses.contains(&(0, None)) && statuses.contains(&(200, Some(500))), "{statuses:?}");
     no_429(&fake);
-    assert!(feed.counts.reconnects.load(Ordering::SeqCst) >= 2, "recovered after the 500 and the malformed row");
-    assert!(feed.counts.disconnected.load(Ordering::SeqCst) >= 5);
-    assert_eq!(feed.counts.gaps.load(Ordering::SeqCst), 1, "candle 8 came a poll late");
-    assert_eq!(feed.counts.lags.load(Ordering::SeqCst), 4, "live candles 6 to 9 report their lag");
+    assert!(feed.counts.reconnects() >= 2, "recovered after the 500 and the malformed row");
+    assert!(feed.counts.disconnected() >= 5);
+    assert_eq!(feed.counts.gaps(), 1, "candle 8 came a poll late");
+    assert_eq!(feed.counts.lags(), 4, "live candles 6 to 9 report their lag");
     assert_eq!(feed.stop().await, Vec::new());
 }
 
@@ -321,7 +276,7 @@ async fn a_429_waits_for_the_next_minute_then_succeeds_whether_sent_with_http_20
         let retry = requests.last().unwrap();
         assert_eq!(retry.query["symbol"], "GBP/USD");
         assert!(retry.at >= t0() + ChronoDuration::minutes(1), "retried at {} before the next minute", retry.at);
-        assert!(feed.counts.disconnected.load(Ordering::SeqCst) >= 1, "the rate-limit wait is reported");
+        assert!(feed.counts.disconnected() >= 1, "the rate-limit wait is reported");
         assert_eq!(feed.stop().await, Vec::new());
     }
 }

@@ -33,7 +33,9 @@ pub fn routes() -> Router<WebState> {
 ///
 /// Pages are served from [`TradePageCache`] while the user's trades version (read with the session, before
 /// the page) is the one the cached page was read under; any write to the user's trades, by any process,
-/// changes the version in the same transaction, so a cached page is never older than the database.
+/// changes the version in the same transaction. The version comes with the session context, which this
+/// process's own trade writes refresh at once and another process's within
+/// [`session_cache::TTL`](crate::session_cache::TTL): a cached page is never older than that.
 async fn trades(
     State(state): State<WebState>,
     user: CurrentUser,

@@ -24,6 +24,7 @@ pub mod overview;
 pub mod password;
 pub mod providers_page;
 pub mod session;
+pub mod session_cache;
 pub mod settings;
 pub mod stats_page;
 pub mod tokens;
@@ -103,6 +104,8 @@ pub struct WebState {
     pub bus: Option<Arc<dyn bus::Bus>>,
     /// `/api/trades` pages already serialised, valid while the user's trades version is unchanged.
     pub(crate) trade_pages: Arc<data_api::TradePageCache>,
+    /// Session contexts recently read, so most requests skip the session query (see [`session_cache`]).
+    pub(crate) sessions: Arc<session_cache::SessionCache>,
     /// Seals broker keys typed on `/following` before they are stored. `None` (see [`WebState::with_cipher`]):
     /// a follow that needs keys is refused with a message, and paper follows still work.
     pub cipher: Option<Arc<store::vault::KeyCipher>>,
@@ -125,6 +128,7 @@ impl WebState {
             login_failures: Arc::new(auth::FailureLimiter::default()),
             bus: None,
             trade_pages: Arc::new(data_api::TradePageCache::default()),
+            sessions: Arc::new(session_cache::SessionCache::default()),
             cipher: None,
             feed: None,
         })

@@ -4,6 +4,10 @@
 //!
 //! [`CurrentUser`] is the extractor every data page and API handler takes: without a signed-in session a
 //! page answers with a redirect to `/login?next=…` and an `/api/…` route with 401, before the handler runs.
+//!
+//! The session is looked up through [`session_cache`](crate::session_cache): a sign-out, password change or
+//! trade write made by this process is seen on the very next request, one made by another process (the
+//! command line's `users set-password`, a second server) within [`TTL`](crate::session_cache::TTL).
 
 use crate::error::AppError;
 use crate::tokens::{hash_token, random_token};
@@ -14,6 +18,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, Utc};
 use domain::UserId;
+use std::sync::Arc;
+use store::generations::Generations;
 use store::{NewWebSession, OAuthPending, Role, SessionContext, User, WebSession};
 
 /// The session cookie's name.
@@ -31,10 +37,15 @@ const TOUCH_EVERY: Duration = Duration::minutes(5);
 /// The session (with its user and trades version) the CSRF middleware already looked up for this request
 /// (`None`: no valid session).
 #[derive(Debug, Clone)]
-pub(crate) struct LoadedSession(pub Option<SessionContext>);
+pub(crate) struct LoadedSession(pub Option<Arc<SessionContext>>);
 
 /// The session token the browser sent, if any.
 pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
+    token_in_headers(headers).map(str::to_string)
+}
+
+/// [`token_from_headers`] without the copy, for the per-request lookup.
+fn token_in_headers(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -42,7 +53,7 @@ pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim().to_string())
+        .map(|(_, value)| value.trim())
         .filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
@@ -53,19 +64,38 @@ pub fn id_hash(token: &str) -> String {
 
 /// The unexpired session the request's cookie names.
 pub async fn load(state: &WebState, headers: &HeaderMap) -> Result<Option<WebSession>, AppError> {
-    Ok(load_context(state, headers).await?.map(|c| c.session))
+    Ok(load_context(state, headers).await?.map(|c| c.session.clone()))
 }
 
-/// The unexpired session the request's cookie names, with its user and their trades version, in one query.
-/// Nothing of it is cached between requests: a session ended or revoked by any process (sign-out, a
-/// password set from the command line) is refused on its very next request.
-pub async fn load_context(state: &WebState, headers: &HeaderMap) -> Result<Option<SessionContext>, AppError> {
-    let Some(token) = token_from_headers(headers) else { return Ok(None) };
-    Ok(state.store.web_session_context(&id_hash(&token), state.clock.now()).await?)
+/// The unexpired session the request's cookie names, with its user and their trades version (one query
+/// when not cached). A session ended or revoked by this process (sign-out, a password change, a
+/// `delete_user_web_sessions`) is refused on its very next request; one ended by another process (a
+/// password set from the command line, another server's sign-out) within [`TTL`](crate::session_cache::TTL).
+pub async fn load_context(state: &WebState, headers: &HeaderMap) -> Result<Option<Arc<SessionContext>>, AppError> {
+    let Some(token) = token_in_headers(headers) else { return Ok(None) };
+    let id_hash = id_hash(token);
+    let now = state.clock.now();
+    if let Some(context) = state.sessions.get(&id_hash, now) {
+        return Ok(Some(context));
+    }
+    // Loaded before the read: a write that commits while the query runs bumps past these, so the entry
+    // cannot outlive it.
+    let generations = Generations::now();
+    match state.store.web_session_context(&id_hash, now).await? {
+        Some(context) => {
+            let context = Arc::new(context);
+            state.sessions.put(id_hash, context.clone(), now, generations);
+            Ok(Some(context))
+        }
+        None => {
+            state.sessions.forget(&id_hash);
+            Ok(None)
+        }
+    }
 }
 
 /// The session of this request: the one the middleware loaded, or a fresh lookup.
-async fn context_of_request(parts: &Parts, state: &WebState) -> Result<Option<SessionContext>, AppError> {
+async fn context_of_request(parts: &Parts, state: &WebState) -> Result<Option<Arc<SessionContext>>, AppError> {
     match parts.extensions.get::<LoadedSession>() {
         Some(LoadedSession(context)) => Ok(context.clone()),
         None => load_context(state, &parts.headers).await,
@@ -74,7 +104,7 @@ async fn context_of_request(parts: &Parts, state: &WebState) -> Result<Option<Se
 
 /// The session of this request: the one the middleware loaded, or a fresh lookup.
 pub(crate) async fn of_request(parts: &Parts, state: &WebState) -> Result<Option<WebSession>, AppError> {
-    Ok(context_of_request(parts, state).await?.map(|c| c.session))
+    Ok(context_of_request(parts, state).await?.map(|c| c.session.clone()))
 }
 
 fn cookie(config: &WebConfig, value: &str, max_age_seconds: i64) -> HeaderValue {
@@ -257,11 +287,16 @@ impl FromRequestParts<WebState> for CurrentUser {
         let api = is_api(parts.uri.path());
         let failed = |error: AppError| AuthRejection::Failed { error, api };
         let context = context_of_request(parts, state).await.map_err(failed)?;
-        match context {
+        match context.as_deref() {
             Some(SessionContext { session, user: Some(user), trades_version }) if session.user_id == Some(user.id) => {
-                touch(state, &session, state.clock.now()).await;
+                touch(state, session, state.clock.now()).await;
                 let feed_alerts = state.feed.as_ref().map(|f| f.feed_status().banner_lines()).unwrap_or_default();
-                Ok(CurrentUser { user, session, trades_version, feed_alerts })
+                Ok(CurrentUser {
+                    user: user.clone(),
+                    session: session.clone(),
+                    trades_version: *trades_version,
+                    feed_alerts,
+                })
             }
             _ if api => Err(AuthRejection::Unauthorized),
             _ => {
