@@ -109,10 +109,10 @@ async fn run() {
 
     let mut sent_at: HashMap<DateTime<Utc>, Instant> = HashMap::new();
     let mut latencies = Vec::new();
-    // (when it was timed, since the first live candle; how long it took), for the slowest ones' report.
-    let mut timeline: Vec<(Duration, Duration)> = Vec::new();
+    // (when it was timed, since the first live candle; how long it took; the live candle's index and open time).
+    let mut timeline: Vec<(Duration, Duration, usize, DateTime<Utc>)> = Vec::new();
     let run_started = Instant::now();
-    for candle in &candles[WARM..] {
+    for (index, candle) in candles[WARM..].iter().enumerate() {
         let close = close_of(candle);
         clock.set(close + chrono::Duration::milliseconds(50));
         sent_at.insert(close, Instant::now());
@@ -124,7 +124,7 @@ async fn run() {
             {
                 let took = at.elapsed();
                 latencies.push(took);
-                timeline.push((run_started.elapsed(), took));
+                timeline.push((run_started.elapsed(), took, index, candle.time));
                 if signal.created_at == close {
                     break;
                 }
@@ -143,11 +143,13 @@ async fn run() {
             ms(percentile(&latencies, 99.0)),
             ms(*latencies.last().expect("not empty")),
         );
-        timeline.sort_by_key(|&(_, took)| std::cmp::Reverse(took));
+        timeline.sort_by_key(|&(_, took, _, _)| std::cmp::Reverse(took));
         let slowest: Vec<String> = timeline
             .iter()
             .take(5)
-            .map(|(at, took)| format!("{:.2} ms at {:.1} s", ms(*took), at.as_secs_f64()))
+            .map(|(at, took, index, time)| {
+                format!("{:.2} ms at {:.1} s (live candle {index}, {time})", ms(*took), at.as_secs_f64())
+            })
             .collect();
         println!("candle-to-signal: slowest {}", slowest.join(", "));
     }
@@ -159,6 +161,13 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     if args.iter().any(|f| !"candle_to_signal".contains(f.as_str())) {
         return;
+    }
+    // `C2S_LOG=signalpost=debug` prints the app's stage timings (scanner, pump) to stderr.
+    if let Ok(filter) = std::env::var("C2S_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
     runtime.block_on(run());

@@ -415,20 +415,34 @@ impl Copier {
             return Ok(CopyReport::default());
         };
         let store = &self.inner.store;
+        // Stage times for issue 6's message-to-order latency, logged at debug level.
+        let started = std::time::Instant::now();
         let followers = store.followers_of(channel).await?;
         if followers.is_empty() {
             return Ok(CopyReport::default());
         }
+        let listed = started.elapsed();
         let now = self.inner.clock.now();
-        let ids: Vec<String> =
-            followers.iter().map(|f| ClientOrderId::for_signal(signal_id, f.user_id).to_string()).collect();
-        let copies: Vec<NewCopy<'_>> = followers
-            .iter()
-            .zip(&ids)
-            .map(|(f, id)| NewCopy { follower_id: f.id, user_id: f.user_id, client_order_id: id })
-            .collect();
-        let rows = store.begin_copies(signal_id, &copies, now).await?;
-        drop(copies);
+        // The intake usually began every follower's copy with the signal (`store::BeginCopies`): then this is
+        // a read, and no commit stands between the signal and the orders. Otherwise (a follower added since,
+        // a signal stored another way) the missing ones are begun here.
+        let mut existing = store.copy_orders_for_signal(signal_id).await?;
+        let begun: std::collections::HashSet<FollowerId> = existing.iter().map(|c| c.follower_id).collect();
+        let rows = if followers.iter().all(|f| begun.contains(&f.id)) {
+            existing.retain(|c| c.status == CopyStatus::Pending);
+            existing.sort_by_key(|c| c.id);
+            existing
+        } else {
+            let ids: Vec<String> =
+                followers.iter().map(|f| ClientOrderId::for_signal(signal_id, f.user_id).to_string()).collect();
+            let copies: Vec<NewCopy<'_>> = followers
+                .iter()
+                .zip(&ids)
+                .map(|(f, id)| NewCopy { follower_id: f.id, user_id: f.user_id, client_order_id: id })
+                .collect();
+            store.begin_copies(signal_id, &copies, now).await?
+        };
+        tracing::debug!(signal = %signal_id, ?listed, begun = ?started.elapsed(), "copies begun");
         let mut by_id: HashMap<FollowerId, Follower> = followers.into_iter().map(|f| (f.id, f)).collect();
         let jobs: Vec<(CopyOrder, Follower, bool)> = rows
             .into_iter()
@@ -487,6 +501,7 @@ impl Copier {
         if jobs.is_empty() {
             return Ok(CopyReport::default());
         }
+        let started_drive = std::time::Instant::now();
         let now = self.inner.clock.now();
         // One stats query per distinct trading-day start (followers in one time zone share it: usually one).
         let mut by_day: HashMap<DateTime<Utc>, Vec<FollowerId>> = HashMap::new();
@@ -497,12 +512,14 @@ impl Copier {
         for (day_start, ids) in by_day {
             stats.extend(self.inner.store.follower_day_stats(&ids, day_start).await?);
         }
+        let stats_read = started_drive.elapsed();
         let context = SignalContext {
             signal_id,
             signal,
             provider: self.provider_name(channel).await,
             market_price: self.quote(&signal.symbol).await,
         };
+        tracing::debug!(signal = %signal_id, ?stats_read, context = ?started_drive.elapsed(), "copies ready to place");
         let jobs: Vec<Job> = jobs
             .into_iter()
             .map(|(row, follower, recovering)| Job {
@@ -627,7 +644,10 @@ impl Copier {
         let mut order = PlaceOrder::from_approved(&approved, client_order_id);
         // Futures brokers set the provider's leverage on the symbol first; the others ignore it.
         order.leverage = cx.signal.leverage;
-        match place_with_retry(broker.as_ref(), &order).await {
+        let placing = std::time::Instant::now();
+        let placed = place_with_retry(broker.as_ref(), &order).await;
+        tracing::debug!(copy = row.id.0, took = ?placing.elapsed(), "order sent to the broker");
+        match placed {
             Ok(ack) if ack.state.status == OrderStatus::Rejected => {
                 let reason = format!("the broker rejected order {}", ack.state.broker_order_id);
                 self.unplaced(&row, CopyStatus::Rejected, None, &reason).await

@@ -62,9 +62,12 @@ impl Providers {
         at: Option<DateTime<Utc>>,
         reply_to: Option<&str>,
     ) -> Result<Intake, StoreError> {
+        // Stage times for issue 6's message-to-order latency, logged at debug level.
+        let started = std::time::Instant::now();
         if !self.is_provider(channel_id).await? {
             return Ok(Intake::NotAProvider);
         }
+        let checked = started.elapsed();
         let received_at = at.unwrap_or_else(|| self.clock.now());
         let parsed = parser::parse(content);
         let (kind, outcome, signal) = match parsed.kind {
@@ -90,8 +93,17 @@ impl Providers {
             outcome: outcome.clone(),
             signal: signal.as_ref(),
             reply_to,
+            // The followers' copies are begun with the signal: one commit before the copier's orders.
+            begin_copies: Some(store::BeginCopies {
+                client_order_id: |signal, user| broker::ClientOrderId::for_signal(signal, user).to_string(),
+                at: self.clock.now(),
+            }),
         };
-        match self.store.record_provider_message(&new).await? {
+        let parsed_at = started.elapsed();
+        let intake = self.store.record_provider_message(&new).await?;
+        tracing::debug!(channel_id, message_id, ?checked, parsed = ?parsed_at, recorded = ?started.elapsed(),
+            "provider message recorded");
+        match intake {
             ProviderIntake::Duplicate { .. } => Ok(Intake::Duplicate),
             ProviderIntake::Stored { signal: stored } => {
                 if let (Some(signal_id), Some(signal)) = (stored, signal) {

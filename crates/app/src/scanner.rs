@@ -2,8 +2,10 @@
 //! and stores a signal for each one that any user subscribes to.
 //!
 //! Every series' engine sees every candle, subscribed or not, so its indicators are warm the moment a user
-//! subscribes. Subscriptions are read from the store and refreshed at most every few seconds, not on every
-//! candle. Signals are stored with a dedup key (`engine:<symbol>:<timeframe>:<close time>`), so a restart
+//! subscribes. Subscriptions are read from the store at start and re-read off the candle path: when this
+//! process writes settings or users (the store's settings generation, one atomic load per signal), when a
+//! `SettingsChanged` event arrives from another process, and every `subscription_recheck` as a safety net.
+//! Signals are stored with a dedup key (`engine:<symbol>:<timeframe>:<close time>`), so a restart
 //! replaying the same candle, or a second scanner process, stores each signal once.
 //!
 //! On a live feed a series' engine is warmed from the candle store before its first candle of the run (the
@@ -11,7 +13,7 @@
 //! mid-run, its indicators hold what a continuous run would hold and the vendor is asked only for the
 //! candles the store lacks. Warm-up candles never produce signals.
 
-use bus::{Bus, Event};
+use bus::{Bus, BusError, Event};
 use chrono::{DateTime, Utc};
 use domain::{
     Clock, Entry, Instrument, InstrumentRegistry, Price, Signal, SignalSource, Symbol, Timeframe, UserSettings,
@@ -134,7 +136,12 @@ pub struct ScannerService {
     model: Arc<ReversalModel>,
     scanners: HashMap<(Symbol, Timeframe), ReversalScanner>,
     subscriptions: Subscriptions,
-    refreshed_at: Option<DateTime<Utc>>,
+    /// The store's settings generation loaded before `subscriptions` were read; `None`: never read, or
+    /// known to be out of date.
+    subscriptions_read_under: Option<u64>,
+    /// How often the run loop re-reads subscriptions regardless, for changes no event announced (another
+    /// process's write on a bus that does not carry `SettingsChanged`).
+    pub subscription_recheck: std::time::Duration,
     pub signals_stored: Option<prometheus::IntCounter>,
     /// On a live feed, candles that closed longer ago than their timeframe (a start-up backfill) only warm
     /// the indicators: a signal on them would reach users hours late. `false` for a replay, whose whole
@@ -160,25 +167,35 @@ impl ScannerService {
             model,
             scanners: HashMap::new(),
             subscriptions: Subscriptions::default(),
-            refreshed_at: None,
+            subscriptions_read_under: None,
+            subscription_recheck: std::time::Duration::from_secs(60),
             signals_stored: None,
             warm_up_only_stale_candles: false,
             warmup_from_store: 0,
         }
     }
 
+    /// Re-reads subscriptions if they may be out of date: never read, marked stale, or this process wrote
+    /// settings or users since. Otherwise one atomic load, so a signal does not wait on the store for them.
     async fn refresh_subscriptions(&mut self) {
-        let now = self.clock.now();
-        if self.refreshed_at.is_some_and(|t| now - t < chrono::Duration::seconds(5)) {
+        // Loaded before the read: a write that lands during it bumps past this and is read next time.
+        let generation = store::generations::Generations::now().settings;
+        if self.subscriptions_read_under == Some(generation) {
             return;
         }
         match self.store.users_with_settings().await {
             Ok(users) => {
                 self.subscriptions = Subscriptions::from_settings(users.iter().map(|(_, s)| s));
-                self.refreshed_at = Some(now);
+                self.subscriptions_read_under = Some(generation);
             }
             Err(error) => tracing::warn!(%error, "could not read subscriptions; keeping the last ones"),
         }
+    }
+
+    /// Marks subscriptions stale and re-reads them now, between candles.
+    async fn reread_subscriptions(&mut self) {
+        self.subscriptions_read_under = None;
+        self.refresh_subscriptions().await;
     }
 
     fn is_stale(&self, candle: &domain::Candle, timeframe: Timeframe) -> bool {
@@ -189,6 +206,8 @@ impl ScannerService {
     /// Runs the engine on one closed candle; stores and announces the signal if someone subscribes to it.
     pub async fn on_candle(&mut self, symbol: &Symbol, timeframe: Timeframe, candle: &domain::Candle) {
         let Ok(instrument) = InstrumentRegistry::global().get(symbol.as_str()) else { return };
+        // Stage times for the candle-to-signal latency (issue 7), logged at debug level.
+        let started = std::time::Instant::now();
         let scanner = match self.scanners.entry((symbol.clone(), timeframe)) {
             hash_map::Entry::Occupied(entry) => entry.into_mut(),
             hash_map::Entry::Vacant(entry) => {
@@ -196,12 +215,19 @@ impl ScannerService {
                 entry.insert(warmed_scanner(self.store.as_ref(), model, symbol, timeframe, candle.time, count).await)
             }
         };
-        let Some(found) = scanner.on_bar(&engine::Bar::from(candle)) else { return };
+        let warmed = started.elapsed();
+        let found = scanner.on_bar(&engine::Bar::from(candle));
+        let scanned = started.elapsed();
+        let Some(found) = found else {
+            tracing::debug!(%symbol, %timeframe, time = %candle.time, ?warmed, ?scanned, "candle scanned");
+            return;
+        };
         if self.warm_up_only_stale_candles && self.is_stale(candle, timeframe) {
             tracing::debug!(%symbol, %timeframe, time = %candle.time, "signal on a backfilled candle not sent");
             return;
         }
         self.refresh_subscriptions().await;
+        let refreshed = started.elapsed();
         if !self.subscriptions.wants(symbol, timeframe) {
             return;
         }
@@ -215,6 +241,7 @@ impl ScannerService {
         let key = format!("engine:{symbol}:{timeframe}:{}", found.close_time);
         match self.store.insert_signal(&signal, Some(&key)).await {
             Ok((id, true)) => {
+                let inserted = started.elapsed();
                 if let Some(c) = &self.signals_stored {
                     c.inc();
                 }
@@ -223,6 +250,8 @@ impl ScannerService {
                 if let Err(error) = self.bus.publish(Event::SignalCreated { signal_id: id, signal }).await {
                     tracing::warn!(%error, "could not announce a signal; the router will find it in the store");
                 }
+                tracing::debug!(%symbol, %timeframe, time = %candle.time, ?warmed, ?scanned, ?refreshed, ?inserted,
+                    published = ?started.elapsed(), "candle scanned and its signal announced");
             }
             Ok((_, false)) => {}
             Err(error) => tracing::error!(%error, %symbol, %timeframe, "could not store an engine signal"),
@@ -232,17 +261,49 @@ impl ScannerService {
     /// Scans every candle close it is sent until the sender goes away or shutdown. Candles come over a
     /// bounded channel rather than the broadcast bus so that a slow store slows the feed instead of making the
     /// scanner skip candles, which would corrupt its indicators.
+    ///
+    /// Subscriptions are read before the first candle and re-read between candles (see the module docs), so
+    /// the candle path only reads them after this process changed them.
     pub async fn run(mut self, mut candles: mpsc::Receiver<ClosedCandle>, shutdown: CancellationToken) {
+        let mut settings_events = match self.bus.subscribe().await {
+            Ok(events) => Some(events),
+            Err(error) => {
+                tracing::warn!(%error, "the scanner could not subscribe to settings events; relying on the periodic re-read");
+                None
+            }
+        };
+        self.refresh_subscriptions().await;
+        let recheck = self.subscription_recheck.max(std::time::Duration::from_secs(1));
+        let mut recheck_timer = tokio::time::interval_at(tokio::time::Instant::now() + recheck, recheck);
+        recheck_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Bus events before candles: a settings change announced before a candle arrived applies to it.
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                event = next_event(&mut settings_events) => match event {
+                    Ok(Event::SettingsChanged { .. }) | Err(BusError::Lagged(_)) => self.reread_subscriptions().await,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "settings events stopped; relying on the periodic re-read");
+                        settings_events = None;
+                    }
+                },
                 next = candles.recv() => match next {
                     Some(c) => self.on_candle(&c.symbol, c.timeframe, &c.candle).await,
                     None => break,
-                }
+                },
+                _ = recheck_timer.tick() => self.reread_subscriptions().await,
             }
         }
+    }
+}
+
+/// The next event of a subscription, or never when there is none.
+async fn next_event(events: &mut Option<Box<dyn bus::Subscription>>) -> Result<Event, BusError> {
+    match events {
+        Some(events) => events.next().await,
+        None => std::future::pending().await,
     }
 }
 

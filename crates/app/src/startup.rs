@@ -156,6 +156,7 @@ impl Application {
         let mut scanner = ScannerService::new(store.clone(), bus.clone(), clock.clone(), model);
         scanner.signals_stored = Some(metrics.signals_stored.clone());
         scanner.warm_up_only_stale_candles = config.feed != "replay";
+        scanner.subscription_recheck = Duration::from_secs(config.live.subscription_recheck_secs);
         if config.feed != "replay" {
             scanner.warmup_from_store = config.live.scanner_warmup_candles;
         }
@@ -321,6 +322,11 @@ impl Application {
         let app = http::router_with_dashboard(http_state, dashboard);
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
+            // TCP_NODELAY: a server-sent event or a reply written soon after the last one would otherwise wait
+            // for the client's delayed ACK (40 ms on Linux).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                let _ = tcp.set_nodelay(true);
+            });
             let server = axum::serve(listener, app).with_graceful_shutdown(http_shutdown.cancelled_owned());
             if let Err(error) = server.await {
                 tracing::error!(%error, "http server failed");
@@ -463,6 +469,7 @@ async fn pump(
                 }
             }
             FeedEvent::CandleClosed { symbol, timeframe, candle } => {
+                let received = std::time::Instant::now();
                 health.candle_closed(&symbol, timeframe, candle.close_time(timeframe));
                 let chain = match resamplers.entry((symbol.clone(), timeframe)) {
                     std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
@@ -497,9 +504,12 @@ async fn pump(
                     if !stored.is_closed() && stored.send(to_store).await.is_err() {
                         tracing::warn!("the candle writer stopped; closed candles are no longer stored");
                     }
+                    let time = candle.time;
                     if candles.send(ClosedCandle { symbol: symbol.clone(), timeframe, candle }).await.is_err() {
                         return;
                     }
+                    // A wait here is back-pressure from the candle writer or the scanner (issue 7's latency).
+                    tracing::debug!(%symbol, %timeframe, %time, queued = ?received.elapsed(), "candle handed on");
                 }
             }
         }

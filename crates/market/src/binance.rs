@@ -678,7 +678,8 @@ impl Run<'_> {
         let url = self.feed.stream_url_for(&self.subscriptions);
         let connected = tokio::select! {
             () = self.shutdown.cancelled() => return Err(Interrupt::Stop(FeedEnd::Shutdown)),
-            connected = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url.as_str())) => connected,
+            // Nagle off: a SUBSCRIBE or a pong must not wait for the server's delayed ACK.
+            connected = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)) => connected,
         };
         let mut socket = match connected {
             Ok(Ok((socket, _))) => socket,

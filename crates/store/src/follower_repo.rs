@@ -28,6 +28,37 @@ const IDS_PER_STATEMENT: usize = 5000;
 /// Copy orders inserted per statement (six parameters each).
 const COPIES_PER_STATEMENT: usize = 1000;
 
+/// Inserts a `pending` copy order per copy, skipping a (follower, signal) that has one, inside the caller's
+/// transaction. No conflict target: every unique key is an arbiter, so a racing copier's row (same follower
+/// and signal) is skipped rather than raised, whichever index PostgreSQL meets first. A client order id taken
+/// by another (follower, signal) is skipped too; callers that must know look the rows up afterwards.
+pub(crate) async fn insert_pending_copies(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    signal: SignalId,
+    copies: &[&NewCopy<'_>],
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let at = ts(at);
+    for chunk in copies.chunks(COPIES_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Db>::new(
+            "INSERT INTO copy_orders (follower_id, user_id, signal_id, client_order_id, status, created_at,
+                 updated_at) ",
+        );
+        query.push_values(chunk, |mut row, copy| {
+            row.push_bind(copy.follower_id.0)
+                .push_bind(copy.user_id.0)
+                .push_bind(signal.0)
+                .push_bind(copy.client_order_id)
+                .push("'pending'")
+                .push_bind(at)
+                .push_bind(at);
+        });
+        query.push(" ON CONFLICT DO NOTHING");
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 fn follower_from_row(row: &DbRow) -> Result<Follower, StoreError> {
     const T: &str = "followers";
     let broker: String = get(row, T, "broker")?;
@@ -256,28 +287,8 @@ impl Backend {
         if copies.is_empty() {
             return Ok(Vec::new());
         }
-        let at = ts(at);
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(op(OP))?;
-        for chunk in copies.chunks(COPIES_PER_STATEMENT) {
-            let mut query = QueryBuilder::<Db>::new(
-                "INSERT INTO copy_orders (follower_id, user_id, signal_id, client_order_id, status, created_at,
-                     updated_at) ",
-            );
-            query.push_values(chunk, |mut row, copy| {
-                row.push_bind(copy.follower_id.0)
-                    .push_bind(copy.user_id.0)
-                    .push_bind(signal.0)
-                    .push_bind(copy.client_order_id)
-                    .push("'pending'")
-                    .push_bind(at)
-                    .push_bind(at);
-            });
-            // No conflict target: every unique key is an arbiter, so a racing copier's row (same follower and
-            // signal) is skipped rather than raised, whichever index PostgreSQL meets first. A client order id
-            // taken by another (follower, signal) is caught below.
-            query.push(" ON CONFLICT DO NOTHING");
-            query.build().execute(&mut *tx).await.map_err(op(OP))?;
-        }
+        insert_pending_copies(&mut tx, signal, &copies, at).await.map_err(op(OP))?;
         let ids: Vec<i64> = copies.iter().map(|c| c.follower_id.0).collect();
         let mut rows = Vec::with_capacity(copies.len());
         for chunk in ids.chunks(IDS_PER_STATEMENT) {

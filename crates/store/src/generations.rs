@@ -5,7 +5,10 @@
 //! - [`Generations::sessions`]: the rows a dashboard session context is read from, `web_sessions` and
 //!   `users`. Creating a session and deleting expired ones are left out: a session nobody has read cannot be
 //!   in a cache, and a cache never serves an expired one (and sign-in sweeps expired sessions every time);
-//! - [`Generations::trades`]: `user_trades`, whose triggers also bump the per-user trades version.
+//! - [`Generations::trades`]: `user_trades`, whose triggers also bump the per-user trades version;
+//! - [`Generations::settings`]: what `users_with_settings` reads, `user_settings` and the `users` rows (a
+//!   new user has default settings, which may subscribe them to every pair). The scanner re-reads its
+//!   subscriptions only when this changes, instead of on the signal path every few seconds.
 //!
 //! The counters are statics rather than fields of a store: every store handle of the process (the app's, a
 //! command run in-process, a test's second connection) bumps the same ones, so an in-process write is seen
@@ -19,18 +22,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 static SESSIONS: AtomicU64 = AtomicU64::new(0);
 static TRADES: AtomicU64 = AtomicU64::new(0);
+static SETTINGS: AtomicU64 = AtomicU64::new(0);
 
 /// The counters at one moment; two snapshots are equal exactly when no counted write finished in between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Generations {
     pub sessions: u64,
     pub trades: u64,
+    pub settings: u64,
 }
 
 impl Generations {
     /// The current generations. Load them before reading what they guard.
     pub fn now() -> Generations {
-        Generations { sessions: SESSIONS.load(Ordering::SeqCst), trades: TRADES.load(Ordering::SeqCst) }
+        Generations {
+            sessions: SESSIONS.load(Ordering::SeqCst),
+            trades: TRADES.load(Ordering::SeqCst),
+            settings: SETTINGS.load(Ordering::SeqCst),
+        }
     }
 }
 
@@ -56,6 +65,11 @@ pub(crate) fn trades_write() -> BumpOnDrop {
     BumpOnDrop(&TRADES)
 }
 
+/// For a store method that writes `user_settings` or adds or changes a `users` row.
+pub(crate) fn settings_write() -> BumpOnDrop {
+    BumpOnDrop(&SETTINGS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +82,11 @@ mod tests {
         assert!(after.trades > before.trades);
         drop(sessions_write());
         assert!(Generations::now().sessions > after.sessions);
+        let after = Generations::now();
+        drop(settings_write());
+        let now = Generations::now();
+        assert!(now.settings > after.settings);
+        // Tests run in parallel and bump the other counters, so only this one is compared exactly.
+        assert_eq!(now.settings, after.settings + 1);
     }
 }

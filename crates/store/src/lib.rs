@@ -45,8 +45,8 @@ pub use model::{SessionContext, TradeText, TradeTexts};
 pub use model::{TradeCursor, TradeQuery};
 pub use postgres::PgStore;
 pub use provider::{
-    NewProviderMessage, ProviderChannel, ProviderIntake, ProviderMessage, ProviderMessageKind, ProviderRevision,
-    WEBHOOK_CHANNEL,
+    BeginCopies, NewProviderMessage, ProviderChannel, ProviderIntake, ProviderMessage, ProviderMessageKind,
+    ProviderRevision, WEBHOOK_CHANNEL,
 };
 pub use sqlite::{SqliteStore, WalCheckpoint};
 pub use vault::{BrokerCredentials, KeyCipher, SealedCredentials, VaultError};
@@ -553,9 +553,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     async fn provider_channel(&self, channel_id: &str) -> Result<Option<ProviderChannel>, StoreError>;
 
-    /// Stores a message (or webhook delivery) and the signal it yields, in one transaction. A (channel,
-    /// message) stored before writes nothing and answers [`ProviderIntake::Duplicate`]: a replay never makes
-    /// a second signal. An invalid signal is refused before anything is written.
+    /// Stores a message (or webhook delivery) and the signal it yields, in one transaction, with the signal's
+    /// pending copy orders when [`NewProviderMessage::begin_copies`] asks. A (channel, message) stored before
+    /// writes nothing and answers [`ProviderIntake::Duplicate`]: a replay never makes a second signal. An
+    /// invalid signal is refused before anything is written.
     async fn record_provider_message(&self, new: &NewProviderMessage<'_>) -> Result<ProviderIntake, StoreError>;
 
     /// Records an edit as a revision when its hash differs from the latest text; `false`, with nothing

@@ -5,7 +5,7 @@
 //! pseudo-channel [`WEBHOOK_CHANNEL`], so one UNIQUE key deduplicates both.
 
 use chrono::{DateTime, Utc};
-use domain::{Signal, SignalId};
+use domain::{Signal, SignalId, UserId};
 
 /// The channel id webhook deliveries are stored under; Discord channel ids are numbers, so it cannot clash.
 pub const WEBHOOK_CHANNEL: &str = "tradingview";
@@ -72,6 +72,22 @@ pub struct NewProviderMessage<'a> {
     pub signal: Option<&'a Signal>,
     /// The Discord message id this message replied to: which signal an update refers to.
     pub reply_to: Option<&'a str>,
+    /// With a stored signal: begin its copies in the same transaction (see [`BeginCopies`]). `None`: no
+    /// copies are begun here (the copier's `begin_copies` does it).
+    pub begin_copies: Option<BeginCopies>,
+}
+
+/// Begins a `pending` copy order for every enabled follower of the channel in the transaction that stores
+/// the signal, so the copier can send the orders without a commit of its own first: one disk sync stands
+/// between a provider's message and the orders instead of two. A crash after the commit leaves the copies
+/// to the copier's recovery, exactly like ones `begin_copies` wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct BeginCopies {
+    /// The client order id of the copy of a signal for a follower's user (the broker crate's scheme).
+    pub client_order_id: fn(SignalId, UserId) -> String,
+    /// The copies' creation time, by the caller's clock: the copier tells new copies from a stopped run's
+    /// leftovers by it.
+    pub at: DateTime<Utc>,
 }
 
 /// What recording a message did.

@@ -6,11 +6,12 @@ use super::repo::{DbRow, get, op, write_signal};
 use super::{BEGIN_WRITE, Backend};
 use crate::StoreError;
 use crate::codec::ts;
+use crate::follower::{FollowerId, NewCopy};
 use crate::provider::{
     NewProviderMessage, ProviderChannel, ProviderIntake, ProviderMessage, ProviderMessageKind, ProviderRevision,
 };
 use chrono::{DateTime, Utc};
-use domain::SignalId;
+use domain::{SignalId, UserId};
 
 fn channel_from_row(row: &DbRow) -> Result<ProviderChannel, StoreError> {
     const T: &str = "provider_channels";
@@ -151,6 +152,28 @@ impl Backend {
             .execute(&mut *tx)
             .await
             .map_err(op(OP))?;
+        if let Some(begin) = new.begin_copies {
+            let followers: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT id, user_id FROM followers WHERE provider_channel = $1 AND enabled = TRUE ORDER BY id",
+            )
+            .bind(new.channel_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(op(OP))?;
+            let ids: Vec<String> =
+                followers.iter().map(|&(_, user)| (begin.client_order_id)(signal_id, UserId(user))).collect();
+            let copies: Vec<NewCopy<'_>> = followers
+                .iter()
+                .zip(&ids)
+                .map(|(&(follower, user), id)| NewCopy {
+                    follower_id: FollowerId(follower),
+                    user_id: UserId(user),
+                    client_order_id: id,
+                })
+                .collect();
+            let copies: Vec<&NewCopy<'_>> = copies.iter().collect();
+            super::follower_repo::insert_pending_copies(&mut tx, signal_id, &copies, begin.at).await.map_err(op(OP))?;
+        }
         tx.commit().await.map_err(op(OP))?;
         Ok(ProviderIntake::Stored { signal: Some(signal_id) })
     }

@@ -782,6 +782,7 @@ impl Store for Backend {
     }
 
     async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        let _settings_bump = crate::generations::settings_write();
         let _bump = crate::generations::sessions_write();
         let name = new.display_name.trim();
         if name.is_empty() {
@@ -801,6 +802,7 @@ impl Store for Backend {
     }
 
     async fn ensure_discord_user(&self, discord_user_id: &str, display_name: &str) -> Result<User, StoreError> {
+        let _settings_bump = crate::generations::settings_write();
         let _bump = crate::generations::sessions_write();
         let name = display_name.trim();
         let name = if name.is_empty() { discord_user_id } else { name };
@@ -848,6 +850,7 @@ impl Store for Backend {
     }
 
     async fn update_user(&self, id: UserId, update: &UserUpdate) -> Result<User, StoreError> {
+        let _settings_bump = crate::generations::settings_write();
         let _bump = crate::generations::sessions_write();
         let name = update.display_name.as_deref().map(str::trim);
         if name == Some("") {
@@ -973,6 +976,7 @@ impl Store for Backend {
     }
 
     async fn save_settings(&self, user: UserId, settings: &UserSettings) -> Result<(), StoreError> {
+        let _settings_bump = crate::generations::settings_write();
         settings.validate()?;
         let (kind, channel) = match &settings.delivery {
             Delivery::Dm => ("dm", None),

@@ -2304,6 +2304,7 @@ mod providers {
             outcome: "noise".into(),
             signal,
             reply_to: None,
+            begin_copies: None,
         }
     }
 

@@ -54,6 +54,7 @@ contract!(
     finish_copy_unplaced_records_why,
     follower_day_stats_count_open_today_total_and_partials,
     provider_updates_find_their_signal,
+    a_provider_signal_begins_its_copies_in_the_same_transaction,
     partial_close_splits_the_trade_or_writes_nothing,
 );
 
@@ -612,6 +613,7 @@ async fn provider_updates_find_their_signal(store: Arc<dyn Store>, _db: &DbGuard
             outcome: String::new(),
             signal: signal.as_ref(),
             reply_to,
+            begin_copies: None,
         };
         match store.record_provider_message(&new).await.unwrap() {
             store::ProviderIntake::Stored { signal } => signal,
@@ -654,6 +656,67 @@ async fn provider_updates_find_their_signal(store: Arc<dyn Store>, _db: &DbGuard
     assert!(!store.set_provider_message_outcome("222", "m3", "x").await.unwrap());
     let stored = store.provider_messages("111", 10).await.unwrap();
     assert_eq!(stored.iter().find(|m| m.message_id == "m3").unwrap().outcome, "closed 2 trades");
+}
+
+fn client_order_id(signal: SignalId, user: UserId) -> String {
+    format!("test-{signal}-{user}")
+}
+
+async fn a_provider_signal_begins_its_copies_in_the_same_transaction(store: Arc<dyn Store>, _db: &DbGuard) {
+    let (alice, bob, carol) = (user(&store, "alice").await, user(&store, "bob").await, user(&store, "carol").await);
+    let a = paper_follower(&store, alice, "111").await;
+    let b = paper_follower(&store, bob, "111").await;
+    let c = paper_follower(&store, carol, "111").await;
+    paper_follower(&store, carol, "222").await;
+    assert!(store.set_follower_enabled(bob, b, false).await.unwrap());
+    let begun_at = t0() + Duration::seconds(90);
+    let record = |id: &'static str, symbol: Option<&'static str>| {
+        let store = store.clone();
+        async move {
+            let signal = symbol.map(|s| provider_signal("111", s, t0()));
+            let new = NewProviderMessage {
+                channel_id: "111",
+                message_id: id,
+                author: None,
+                content: "text",
+                hash: "h",
+                received_at: t0(),
+                kind: if signal.is_some() { ProviderMessageKind::Open } else { ProviderMessageKind::Noise },
+                outcome: String::new(),
+                signal: signal.as_ref(),
+                reply_to: None,
+                begin_copies: Some(store::BeginCopies { client_order_id, at: begun_at }),
+            };
+            store.record_provider_message(&new).await.unwrap()
+        }
+    };
+
+    let store::ProviderIntake::Stored { signal: Some(signal) } = record("m1", Some("EURUSD")).await else {
+        panic!("the signal is stored")
+    };
+    let copies = store.copy_orders_for_signal(signal).await.unwrap();
+    let begun: Vec<_> =
+        copies.iter().map(|c| (c.follower_id, c.user_id, c.client_order_id.as_str(), c.status, c.created_at)).collect();
+    let (id_a, id_c) = (client_order_id(signal, alice), client_order_id(signal, carol));
+    assert_eq!(
+        begun,
+        [
+            (a, alice, id_a.as_str(), store::CopyStatus::Pending, begun_at),
+            (c, carol, id_c.as_str(), store::CopyStatus::Pending, begun_at)
+        ],
+        "one pending copy per enabled follower of this channel only"
+    );
+    // The copier's own begin_copies then finds them: no second row, the same ids.
+    let again: Vec<store::NewCopy<'_>> = [(a, alice, &id_a), (c, carol, &id_c)]
+        .into_iter()
+        .map(|(follower_id, user_id, id)| store::NewCopy { follower_id, user_id, client_order_id: id })
+        .collect();
+    let rows = store.begin_copies(signal, &again, t0() + Duration::minutes(5)).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), copies.iter().map(|r| r.id).collect::<Vec<_>>());
+
+    assert!(matches!(record("m1", Some("EURUSD")).await, store::ProviderIntake::Duplicate { .. }));
+    assert!(matches!(record("m2", None).await, store::ProviderIntake::Stored { signal: None }));
+    assert_eq!(store.copy_orders_for_signal(signal).await.unwrap().len(), 2, "a replay and noise begin nothing");
 }
 
 // ---------- partial closes ----------

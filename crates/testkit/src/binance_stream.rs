@@ -192,7 +192,7 @@ impl FakeBinanceMarket {
         let stream = stream_listener.local_addr().expect("local address");
         let router = Router::new().fallback(rest_handler).with_state(Arc::clone(&shared));
         let rest_task = tokio::spawn(async move {
-            let _ = axum::serve(rest_listener, router).await;
+            let _ = axum::serve(crate::no_delay(rest_listener), router).await;
         });
         let stream_task = tokio::spawn(accept_loop(stream_listener, Arc::clone(&shared)));
         FakeBinanceMarket { shared, rest, stream, tasks: vec![rest_task.abort_handle(), stream_task.abort_handle()] }
@@ -438,6 +438,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
+        // Without TCP_NODELAY a frame sent soon after the last one waits for its delayed ACK (40 ms on Linux):
+        // that was issue 7's 40 ms candle-to-signal outliers, every one a candle right after a signal.
+        let _ = stream.set_nodelay(true);
         connections.spawn(serve(stream, Arc::clone(&shared)));
         while connections.try_join_next().is_some() {}
     }

@@ -48,6 +48,23 @@ impl DbGuard {
     pub fn is_postgres(&self) -> bool {
         matches!(self.kind, GuardKind::Postgres { .. })
     }
+
+    /// Runs `sql` on this database over a connection of its own, as another process would: none of this
+    /// process's store handles, caches or write generations see it happen. Returns the rows it changed.
+    /// Write SQL both backends accept (`true`/`false` literals work in both).
+    pub async fn execute_as_another_process(&self, sql: &'static str) -> u64 {
+        let done = match &self.kind {
+            GuardKind::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("a PostgreSQL connection");
+                sqlx::query(sql).execute(&mut conn).await.map(|r| r.rows_affected())
+            }
+            GuardKind::Sqlite { .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.expect("a SQLite connection");
+                sqlx::query(sql).execute(&mut conn).await.map(|r| r.rows_affected())
+            }
+        };
+        done.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
 }
 
 impl Drop for DbGuard {

@@ -17,3 +17,14 @@ pub mod twelvedata;
 pub mod wait;
 
 pub use app::{AppOptions, ConfigTweak, DiscordOptions, TestApp, spawn_app, spawn_app_on, write_candles};
+
+/// A fake's listener whose connections have TCP_NODELAY set. Without it, a reply or frame written soon after
+/// the previous one waits for the client's delayed ACK (40 ms on Linux), a delay real vendors do not add
+/// and that would dominate every latency figure measured against the fakes.
+pub(crate) fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    })
+}

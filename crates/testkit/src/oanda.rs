@@ -218,10 +218,10 @@ impl FakeOanda {
         let rest_router = Router::new().fallback(rest_handler).with_state(Arc::clone(&shared));
         let stream_router = Router::new().fallback(stream_handler).with_state(Arc::clone(&shared));
         let rest_task = tokio::spawn(async move {
-            let _ = axum::serve(rest_listener, rest_router).await;
+            let _ = axum::serve(crate::no_delay(rest_listener), rest_router).await;
         });
         let stream_task = tokio::spawn(async move {
-            let _ = axum::serve(stream_listener, stream_router).await;
+            let _ = axum::serve(crate::no_delay(stream_listener), stream_router).await;
         });
         FakeOanda { shared, rest, stream, tasks: vec![rest_task.abort_handle(), stream_task.abort_handle()] }
     }

@@ -34,6 +34,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, router: Router) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        // Without TCP_NODELAY a reply written soon after the last one waits for its delayed ACK (40 ms).
+        let _ = stream.set_nodelay(true);
         let router = router.clone();
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {

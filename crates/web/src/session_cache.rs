@@ -32,7 +32,9 @@ struct Entry {
 impl Entry {
     fn is_fresh(&self, now: DateTime<Utc>, current: Generations) -> bool {
         // A clock set back must not stretch an entry's life, hence the lower bound.
-        self.generations == current && self.read_at <= now && now - self.read_at < TTL
+        // The settings counter guards nothing a session context holds, so its bumps do not evict.
+        let unchanged = self.generations.sessions == current.sessions && self.generations.trades == current.trades;
+        unchanged && self.read_at <= now && now - self.read_at < TTL
     }
 }
 
@@ -97,7 +99,7 @@ mod tests {
     use domain::UserId;
     use store::WebSession;
 
-    const G: Generations = Generations { sessions: 7, trades: 11 };
+    const G: Generations = Generations { sessions: 7, trades: 11, settings: 13 };
 
     fn entry(now: DateTime<Utc>, generations: Generations) -> Entry {
         let session = WebSession {
@@ -133,11 +135,12 @@ mod tests {
     }
 
     #[test]
-    fn a_write_in_this_process_ends_every_entry_read_before_it() {
+    fn a_session_or_trade_write_in_this_process_ends_every_entry_read_before_it() {
         let cache = SessionCache::default();
         cache.put_under("a".into(), entry(at(0), G), G);
         assert!(cache.get_under("a", at(0), Generations { sessions: G.sessions + 1, ..G }).is_none());
         assert!(cache.get_under("a", at(0), Generations { trades: G.trades + 1, ..G }).is_none());
+        assert!(cache.get_under("a", at(0), Generations { settings: G.settings + 1, ..G }).is_some());
     }
 
     #[test]

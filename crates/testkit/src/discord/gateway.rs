@@ -481,6 +481,8 @@ fn push_dispatch(state: &mut State, session_id: &str, t: &str, d: Value) -> u64 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
+        // Without TCP_NODELAY an event sent soon after the last one waits for its delayed ACK (40 ms).
+        let _ = stream.set_nodelay(true);
         let task = tokio::spawn(serve(stream, Arc::clone(&shared)));
         shared.lock().tasks.push(task.abort_handle());
     }

@@ -113,7 +113,7 @@ impl FakeDiscordOAuth {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake OAuth server");
         let address = listener.local_addr().expect("a local address");
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(crate::no_delay(listener), app).await;
         });
         FakeDiscordOAuth { base_url: format!("http://{address}"), shared, server }
     }
