@@ -802,7 +802,6 @@ impl Store for Backend {
     }
 
     async fn ensure_discord_user(&self, discord_user_id: &str, display_name: &str) -> Result<User, StoreError> {
-        let _settings_bump = crate::generations::settings_write();
         let _bump = crate::generations::sessions_write();
         let name = display_name.trim();
         let name = if name.is_empty() { discord_user_id } else { name };
@@ -817,6 +816,9 @@ impl Store for Backend {
         .await
         .map_err(op("creating a Discord user"))?;
         if let Some(row) = inserted {
+            // Only a new user changes what subscriptions are made of: this runs on every interaction, and a
+            // bump makes the scanner re-read every user's settings on its next signal.
+            let _settings_bump = crate::generations::settings_write();
             return user_from_row(&row);
         }
         self.user_by_discord_id(discord_user_id).await?.ok_or_else(|| StoreError::Conflict {
