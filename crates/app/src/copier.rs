@@ -434,7 +434,7 @@ impl Copier {
             existing
         } else {
             let ids: Vec<String> =
-                followers.iter().map(|f| ClientOrderId::for_signal(signal_id, f.user_id).to_string()).collect();
+                followers.iter().map(|f| ClientOrderId::text_for_signal(signal_id, f.user_id)).collect();
             let copies: Vec<NewCopy<'_>> = followers
                 .iter()
                 .zip(&ids)

@@ -95,7 +95,7 @@ impl Providers {
             reply_to,
             // The followers' copies are begun with the signal: one commit before the copier's orders.
             begin_copies: Some(store::BeginCopies {
-                client_order_id: |signal, user| broker::ClientOrderId::for_signal(signal, user).to_string(),
+                client_order_id: broker::ClientOrderId::text_for_signal,
                 at: self.clock.now(),
             }),
         };

@@ -33,6 +33,11 @@ impl ClientOrderId {
         ClientOrderId(format!("sp-{signal}-{follower}"))
     }
 
+    /// [`ClientOrderId::for_signal`] as text: the id scheme the intakes hand to `store::BeginCopies`.
+    pub fn text_for_signal(signal: SignalId, follower: UserId) -> String {
+        Self::for_signal(signal, follower).0
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

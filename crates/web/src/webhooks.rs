@@ -261,10 +261,7 @@ async fn tradingview(State(state): State<WebState>, headers: HeaderMap, body: By
         signal: signal.as_ref(),
         reply_to: None,
         // The followers' copies are begun with the signal: one commit before the copier's orders.
-        begin_copies: Some(store::BeginCopies {
-            client_order_id: |signal, user| broker::ClientOrderId::for_signal(signal, user).to_string(),
-            at: now,
-        }),
+        begin_copies: Some(store::BeginCopies { client_order_id: broker::ClientOrderId::text_for_signal, at: now }),
     };
     match state.store.record_provider_message(&new).await {
         Ok(ProviderIntake::Stored { signal: Some(signal_id) }) => {
